@@ -1,0 +1,1 @@
+"""kvraft.transport."""
