@@ -1,0 +1,324 @@
+"""Raft's safety properties as incremental checkers fed by the simulator.
+
+Each checker holds the history it needs (never the live nodes) and raises
+:class:`SafetyViolation` the moment an observation contradicts Raft. The cluster feeds
+them after every step (roles, terms, commits), on every durable write (log entries, hard
+state), on every apply, and on every message that actually leaves a node. Checking at
+those points is the same as checking the whole state after every step, at a cost that
+does not grow with the log.
+
+Properties (Raft paper §5.2-5.4, Figure 3), and how each is observed:
+- Election safety: at most one leader per term. A node seen in the LEADER role, or seen
+  sending AppendEntries / Heartbeat / InstallSnapshot / TimeoutNow, leads that term.
+- Log matching: two logs holding an entry with the same index and term hold the same
+  entry and the same log before it. Kept as a registry ``(index, term) -> (prev_term,
+  type, data)`` shared by all nodes: every entry ever written anywhere must agree with
+  it; by induction on the index this is log matching. Terms in one log never decrease.
+- Leader completeness: an entry committed while some node was in term t is in the log of
+  every leader of a term > t.
+- State machine safety: the sequences of applied entries are prefixes of one history.
+- Monotonicity: term and commit never decrease, and a vote never changes within a term,
+  for each incarnation of a node and for its durable hard state across crashes.
+- Votes: a node never grants its vote (as sent on the wire) to two candidates in a term,
+  across crashes.
+- Persist before send: a message that leaves a node never depends on state the node has
+  not made durable (its term; a granted vote; an acknowledged log index).
+- Linearizable reads: a ReadIndex answer is >= every commit index observed anywhere
+  before the read was issued, and each read is answered or dropped at most once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from kvraft.core.types import (
+    AppendEntries,
+    AppendResponse,
+    Entry,
+    EntryType,
+    HardState,
+    Heartbeat,
+    InstallSnapshot,
+    Message,
+    RequestVote,
+    TimeoutNow,
+    VoteResponse,
+)
+
+
+class SafetyViolation(AssertionError):
+    """A Raft safety property was broken: the simulator found a bug (or a checker's)."""
+
+
+# ============================================================================ election safety
+@dataclass(slots=True)
+class ElectionSafety:
+    leaders: dict[int, int] = field(default_factory=dict)
+    """term -> the one node ever seen leading it."""
+
+    def observe(self, term: int, node: int, how: str) -> None:
+        prev = self.leaders.setdefault(term, node)
+        if prev != node:
+            raise SafetyViolation(
+                f"election safety: two leaders in term {term}: {prev} and {node} ({how})"
+            )
+
+    def observe_sent(self, msg: Message) -> None:
+        if isinstance(msg, AppendEntries | Heartbeat | InstallSnapshot | TimeoutNow):
+            self.observe(msg.term, msg.src, f"{type(msg).__name__} sent to {msg.dst}")
+
+
+# ============================================================================ log matching
+@dataclass(slots=True)
+class LogMatching:
+    registry: dict[tuple[int, int], tuple[int, EntryType, bytes]] = field(default_factory=dict)
+    """(index, term) -> (term of index-1, type, data) as first seen in any log."""
+
+    def check_entries(self, node: int, prev_term: int, entries: Sequence[Entry]) -> None:
+        """``entries`` are contiguous log entries of ``node`` whose predecessor (the entry
+        before entries[0], or the snapshot it starts after) has term ``prev_term``."""
+        prev_index = entries[0].index - 1 if entries else 0
+        for e in entries:
+            if e.index != prev_index + 1:
+                raise SafetyViolation(
+                    f"log of node {node} is not contiguous: {prev_index} then {e.index}"
+                )
+            if e.term < prev_term:
+                raise SafetyViolation(
+                    f"log of node {node}: term goes back at index {e.index} "
+                    f"({prev_term} -> {e.term})"
+                )
+            rec = (prev_term, e.type, e.data)
+            old = self.registry.setdefault((e.index, e.term), rec)
+            if old != rec:
+                raise SafetyViolation(
+                    f"log matching: node {node} holds entry (index {e.index}, term {e.term})"
+                    f" = {rec!r} but another log holds {old!r}"
+                )
+            prev_index, prev_term = e.index, e.term
+
+
+# ============================================================================ leader completeness
+@dataclass(slots=True)
+class LeaderCompleteness:
+    committed_terms: dict[int, int] = field(default_factory=dict)
+    """index -> term of the entry committed there (as seen in some committing node's log)."""
+    by_term: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """term t -> (highest index seen committed by a node in term t, highest such index whose
+    entry term is known)."""
+    max_commit: int = 0
+    """Highest commit index ever observed on any node."""
+
+    def observe_commit(
+        self, node: int, node_term: int, old: int, new: int, term_at: Callable[[int], int | None]
+    ) -> None:
+        """Node ``node`` (in term ``node_term``) moved its commit index from old to new."""
+        known = 0
+        for i in range(max(old, 0) + 1, new + 1):
+            t = term_at(i)
+            if t is None:
+                continue
+            prev = self.committed_terms.setdefault(i, t)
+            if prev != t:
+                raise SafetyViolation(
+                    f"commit: node {node} committed index {i} with term {t}, "
+                    f"another node committed term {prev} there"
+                )
+            known = i
+        hi, hi_known = self.by_term.get(node_term, (0, 0))
+        self.by_term[node_term] = (max(hi, new), max(hi_known, known))
+        self.max_commit = max(self.max_commit, new)
+
+    def check_leader(
+        self, node: int, term: int, last_index: int, term_at: Callable[[int], int | None]
+    ) -> None:
+        """``node`` leads ``term`` and its (in-memory) log ends at ``last_index``;
+        ``term_at(i)`` answers the term of its entry i where the simulator can see it."""
+        need = need_known = 0
+        for t, (hi, hi_known) in self.by_term.items():
+            if t < term:
+                need = max(need, hi)
+                need_known = max(need_known, hi_known)
+        if last_index < need:
+            raise SafetyViolation(
+                f"leader completeness: leader {node} of term {term} has last index "
+                f"{last_index} but index {need} was committed in an earlier term"
+            )
+        if need_known:
+            have = term_at(need_known)
+            want = self.committed_terms[need_known]
+            if have is not None and have != want:
+                raise SafetyViolation(
+                    f"leader completeness: leader {node} of term {term} holds term {have} at "
+                    f"index {need_known}, committed earlier with term {want}"
+                )
+
+
+# ============================================================================ state machine safety
+@dataclass(slots=True)
+class StateMachineSafety:
+    history: list[Entry] = field(default_factory=list)
+    """The one applied sequence: history[i-1] is the entry applied at index i anywhere."""
+
+    def _agree(self, node: int, e: Entry) -> None:
+        if e.index <= len(self.history):
+            if self.history[e.index - 1] != e:
+                raise SafetyViolation(
+                    f"state machine safety: node {node} applied {e!r} at index {e.index}, "
+                    f"another node applied {self.history[e.index - 1]!r}"
+                )
+        elif e.index == len(self.history) + 1:
+            self.history.append(e)
+        else:  # pragma: no cover - guarded by the contiguity checks of the callers
+            raise SafetyViolation(f"node {node} applied index {e.index} beyond the history")
+
+    def observe_apply(self, node: int, applied_before: int, e: Entry) -> None:
+        if e.index != applied_before + 1:
+            raise SafetyViolation(
+                f"node {node} applied index {e.index} right after index {applied_before}"
+            )
+        self._agree(node, e)
+
+    def observe_restore(self, node: int, applied_before: int, entries: Sequence[Entry]) -> None:
+        """``node`` replaced its state with a snapshot holding ``entries`` (from index 1)."""
+        if len(entries) < applied_before:
+            raise SafetyViolation(
+                f"node {node} restored a snapshot at index {len(entries)} "
+                f"below its applied index {applied_before}"
+            )
+        for i, e in enumerate(entries, start=1):
+            if e.index != i:
+                raise SafetyViolation(f"snapshot restored on node {node} has a gap at {i}")
+            self._agree(node, e)
+
+
+# ============================================================================ monotonicity
+@dataclass(slots=True)
+class Monotonicity:
+    live: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
+    """node -> (incarnation, term, vote, commit) last observed on the running core."""
+    durable: dict[int, HardState] = field(default_factory=dict)
+    """node -> last hard state observed on its disk."""
+
+    @staticmethod
+    def _step(what: str, node: int, old: HardState, new: HardState) -> None:
+        if new.term < old.term:
+            raise SafetyViolation(f"{what} term of node {node} went back {old.term}->{new.term}")
+        if new.term == old.term and old.vote and new.vote != old.vote:
+            raise SafetyViolation(
+                f"{what} vote of node {node} changed within term {new.term}: "
+                f"{old.vote}->{new.vote}"
+            )
+        if new.commit < old.commit:
+            raise SafetyViolation(
+                f"{what} commit of node {node} went back {old.commit}->{new.commit}"
+            )
+
+    def observe_durable(self, node: int, hs: HardState) -> None:
+        old = self.durable.get(node)
+        if old is not None:
+            self._step("durable", node, old, hs)
+        self.durable[node] = hs
+
+    def observe_live(self, node: int, incarnation: int, term: int, vote: int, commit: int) -> None:
+        new = HardState(term, vote, commit)
+        old = self.live.get(node)
+        if old is not None and old[0] == incarnation:
+            self._step("live", node, HardState(*old[1:]), new)
+        self.live[node] = (incarnation, term, vote, commit)
+        # The running core is never behind its own disk.
+        disk = self.durable.get(node)
+        if disk is not None:
+            self._step("live-vs-disk", node, disk, new)
+
+
+# ============================================================================ votes and durability
+@dataclass(slots=True)
+class VoteLedger:
+    votes: dict[tuple[int, int], int] = field(default_factory=dict)
+    """(voter, term) -> candidate that voter was seen voting for (grant sent, or own
+    RequestVote sent)."""
+
+    def _record(self, voter: int, term: int, candidate: int) -> None:
+        prev = self.votes.setdefault((voter, term), candidate)
+        if prev != candidate:
+            raise SafetyViolation(
+                f"double vote: node {voter} voted for {prev} and for {candidate} "
+                f"in term {term}"
+            )
+
+    def observe_sent(self, msg: Message) -> None:
+        if isinstance(msg, VoteResponse) and msg.granted and not msg.pre_vote:
+            self._record(msg.src, msg.term, msg.dst)
+        elif isinstance(msg, RequestVote) and not msg.pre_vote:
+            self._record(msg.src, msg.term, msg.src)
+
+
+def check_durable_before_send(
+    msg: Message, hs: HardState, last_index: int, snapshot_index: int
+) -> None:
+    """``msg`` is leaving its sender whose disk holds hard state ``hs`` and a log ending
+    at ``last_index`` (after a snapshot at ``snapshot_index``). Pre-vote traffic carries
+    a future term and promises nothing, so it is exempt."""
+    if isinstance(msg, RequestVote | VoteResponse) and msg.pre_vote:
+        return
+    name = type(msg).__name__
+    if msg.term > hs.term:
+        raise SafetyViolation(
+            f"persist before send: node {msg.src} sent {name} in term {msg.term} to "
+            f"{msg.dst} with term {hs.term} on disk"
+        )
+    if isinstance(msg, VoteResponse) and msg.granted and hs.term == msg.term:
+        if hs.vote != msg.dst:
+            raise SafetyViolation(
+                f"persist before send: node {msg.src} granted its term-{msg.term} vote to "
+                f"{msg.dst} with vote {hs.vote} on disk"
+            )
+    if isinstance(msg, AppendResponse) and not msg.reject and hs.term == msg.term:
+        if msg.index > max(last_index, snapshot_index):
+            raise SafetyViolation(
+                f"persist before send: node {msg.src} acknowledged index {msg.index} to "
+                f"{msg.dst} with only {last_index} on disk"
+            )
+
+
+# ============================================================================ linearizable reads
+@dataclass(slots=True)
+class ReadSafety:
+    pending: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """request id -> (node asked, highest commit index observed anywhere when asked)."""
+    done: dict[int, str] = field(default_factory=dict)
+    """request id -> "answered" / "dropped"."""
+    served: int = 0
+
+    def issued(self, req: int, node: int, min_index: int) -> None:
+        self.pending[req] = (node, min_index)
+
+    def answered(self, req: int, node: int, index: int) -> None:
+        asked = self._close(req, node, "answered")
+        if index < asked[1]:
+            raise SafetyViolation(
+                f"linearizable read: request {req} on node {node} got read index {index}, "
+                f"but index {asked[1]} was committed before it was issued"
+            )
+        self.served += 1
+
+    def dropped(self, req: int, node: int) -> None:
+        self._close(req, node, "dropped")
+
+    def _close(self, req: int, node: int, how: str) -> tuple[int, int]:
+        if req in self.done:
+            raise SafetyViolation(f"read request {req} {how} after being {self.done[req]}")
+        asked = self.pending.get(req)
+        if asked is None or asked[0] != node:
+            raise SafetyViolation(f"node {node} {how} read request {req} it was never asked")
+        del self.pending[req]
+        self.done[req] = how
+        return asked
+
+    def forget_node(self, node: int) -> None:
+        """``node`` crashed: its outstanding reads die with it (the client times out)."""
+        for req in [r for r, (n, _) in self.pending.items() if n == node]:
+            del self.pending[req]
+            self.done[req] = "lost in crash"
