@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kvraft.storage.base import LogStore
+from kvraft.storage.lmdb_log import LmdbLogStore
 from kvraft.storage.memory import MemoryLogStore
 
 CI = bool(os.environ.get("CI"))
@@ -36,7 +37,11 @@ def _memory_kit() -> Kit:
     return Kit("memory", open_, durable=False)
 
 
-KITS: dict[str, Callable[[], Kit]] = {"memory": _memory_kit}
+def _lmdb_kit() -> Kit:
+    return Kit("lmdb", lambda path: LmdbLogStore(path, map_size=1 << 30), durable=True)
+
+
+KITS: dict[str, Callable[[], Kit]] = {"memory": _memory_kit, "lmdb": _lmdb_kit}
 
 
 @pytest.fixture(params=sorted(KITS))
