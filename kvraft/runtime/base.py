@@ -1,0 +1,168 @@
+"""What the runtime driver needs from its neighbours: a state machine and a transport.
+
+These are small ``typing.Protocol``s; the server (the composition root) adapts the real
+KV state machine and the gRPC peer transport to them, and the driver's unit tests use
+in-memory fakes.
+
+Threads: the driver runs on one asyncio event loop. Every :class:`StateMachine` method
+except ``write_snapshot`` runs on the driver's single I/O thread, one call at a time and
+in Ready order; ``write_snapshot`` runs on a separate snapshot thread and may overlap
+``apply`` (it must read one consistent view and never block writers). Every
+:class:`Transport` method is called on the event loop and must not block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from kvraft.core.types import (
+    ConfChange,
+    ConfState,
+    Entry,
+    HardState,
+    InstallSnapshot,
+    Message,
+    Ready,
+    Role,
+    SnapshotMeta,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSnapshot:
+    """A snapshot file on this node's disk and what it stands for."""
+
+    path: str  # absolute path of a complete, fsynced snapshot file
+    meta: SnapshotMeta  # index/term/membership of the state the file holds
+    size: int  # file size in bytes
+
+
+class StateMachine(Protocol):
+    """The replicated state machine, as the driver drives it."""
+
+    def applied(self) -> tuple[int, int]:
+        """(index, term) of the last applied entry; (0, 0) on a fresh store."""
+        ...
+
+    def apply(
+        self, entries: Sequence[Entry], conf_state: ConfState | None
+    ) -> Sequence[object | None]:
+        """Apply committed ``entries`` (contiguous, starting at applied()+1) in ONE durable
+        transaction, together with the new applied position and, when not None, the
+        membership in force after the last entry. NORMAL entries with data are commands;
+        empty NORMAL entries (leader no-ops) and CONF_CHANGE entries only advance the
+        applied position. Returns one result per entry (None where there is nothing to
+        report); results go to the proposer of that entry, if it is waiting on this node.
+        Deterministic; raises only for storage failures (the node must stop)."""
+        ...
+
+    def write_snapshot(self) -> LocalSnapshot:
+        """Write a snapshot of one consistent view of the state (taken at the moment of
+        the call or later) to a new file in the node's snapshot directory and return it.
+        Runs on the snapshot thread."""
+        ...
+
+    def restore_snapshot(self, path: str, meta: SnapshotMeta) -> LocalSnapshot:
+        """Replace the whole state by the snapshot file ``path`` (received from the
+        leader, standing for ``meta``) atomically, keep the file as this node's latest
+        snapshot and return it. Raises SnapshotError if the file is damaged."""
+        ...
+
+
+class Transport(Protocol):
+    """Carries core messages to peers; best effort (messages may be lost)."""
+
+    def send(self, messages: Sequence[Message]) -> None:
+        """Queue messages for their ``dst`` peers, in order; never blocks. Messages for an
+        unknown or unreachable peer are dropped (the transport then tells the driver via
+        ``report_unreachable``)."""
+        ...
+
+    def send_snapshot(self, message: InstallSnapshot, snapshot: LocalSnapshot) -> None:
+        """Stream the snapshot file to ``message.dst`` in the background; the receiver
+        steps ``message`` once the file is durable on its side. The transport reports the
+        outcome with the driver's ``report_snapshot(dst, ok)``."""
+        ...
+
+    def set_peers(self, peers: Mapping[int, str]) -> None:
+        """The peers' addresses (node id -> host:port), excluding or including this node
+        (the transport ignores its own id). Called on start and after membership changes."""
+        ...
+
+
+class DurableLog(Protocol):
+    """The part of the LogStore (kvraft/storage/base.py) the driver uses. Writes run on the
+    I/O thread; reads (``term``/``snapshot_meta``/...) may run on the event loop."""
+
+    def save(
+        self,
+        *,
+        entries: Sequence[Entry] = (),
+        hard_state: HardState | None = None,
+        snapshot: SnapshotMeta | None = None,
+    ) -> None: ...
+
+    def compact(self, meta: SnapshotMeta) -> None: ...
+
+    def save_conf_state(self, cs: ConfState) -> None: ...
+
+    def term(self, index: int) -> int: ...
+
+    def first_index(self) -> int: ...
+
+    def last_index(self) -> int: ...
+
+    def snapshot_meta(self) -> SnapshotMeta: ...
+
+
+class RaftNode(Protocol):
+    """The RawNode API (kvraft/core/raw_node.py) as the driver uses it. Every call happens
+    on the driver's event-loop task."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def term(self) -> int: ...
+
+    @property
+    def leader(self) -> int: ...
+
+    @property
+    def role(self) -> Role: ...
+
+    @property
+    def commit(self) -> int: ...
+
+    @property
+    def conf_state(self) -> ConfState: ...
+
+    def tick(self) -> None: ...
+
+    def step(self, msg: Message) -> None: ...
+
+    def campaign(self) -> None: ...
+
+    def propose(self, data: bytes) -> int: ...
+
+    def propose_conf_change(self, cc: ConfChange) -> int: ...
+
+    def apply_conf_change(self, cc: ConfChange) -> ConfState: ...
+
+    def read_index(self, request_id: int, *, lease: bool = False) -> None: ...
+
+    def transfer_leadership(self, to: int) -> None: ...
+
+    def report_unreachable(self, node_id: int) -> None: ...
+
+    def report_snapshot(self, node_id: int, ok: bool) -> None: ...
+
+    def has_ready(self) -> bool: ...
+
+    def ready(self) -> Ready: ...
+
+    def advance(self, ready: Ready) -> None: ...
+
+    def status(self) -> dict[str, object]: ...

@@ -1,0 +1,694 @@
+"""The runtime driver: one asyncio task that owns a Raft core and runs it for real.
+
+Theory of operation
+-------------------
+The core (kvraft/core) is a pure state machine; this module gives it time, a disk and a
+network, exactly as the deterministic simulator does in tests:
+
+- **Input.** Every input -- peer messages from the transport, proposals and reads from the
+  servicers, transport reports, ticks from a timer every ``tick_ms`` -- is queued in an
+  inbox and handed to the core only by the driver task (``_drain``). Nobody else touches
+  the core.
+- **One Ready at a time, handled by one function** (``_handle_ready``), in this order:
+  1. send ``messages`` (they never depend on this Ready's persistence);
+  2. persist ``snapshot`` (restore the state machine from the received file first),
+     ``entries`` and ``hard_state`` in one durable write (one fsync: group commit);
+  3. send ``persisted_messages`` (votes, append acks: they depend on step 2);
+  4. apply ``committed_entries`` through the state machine in one transaction (for
+     CONF_CHANGE entries the core's ``apply_conf_change`` is called and the resulting
+     membership saved with the applied index); resolve the proposals and reads they
+     satisfy;
+  5. ``advance(ready)``.
+- **Off-loop I/O.** Steps 2 and 4 run on ONE dedicated I/O thread (a single-worker
+  executor), so writes are never reordered. While the thread works the driver task keeps
+  draining the inbox into the core: everything that arrives meanwhile (proposals, acks)
+  lands in the NEXT Ready -- one fsync and one AppendEntries batch per follower for many
+  requests.
+- **Proposals** resolve when the entry at their index is applied: same term -> the apply
+  result; another term -> OutcomeUnknown. Losing leadership fails pending proposals with
+  OutcomeUnknown and unanswered reads with NotLeader.
+- **Reads** (ReadIndex) resolve with their read index once applied >= it.
+- **Backpressure.** At most ``max_inflight_proposals`` proposals and
+  ``max_inflight_bytes`` bytes in flight; beyond that ``propose`` raises Overloaded.
+- **Snapshots.** After ``snapshot_entries`` applied entries the state machine writes a
+  snapshot on a separate thread (a consistent read view; writes go on), then the log is
+  compacted behind it on the I/O thread. InstallSnapshot messages are streamed by the
+  transport from the latest local snapshot file; a received snapshot is restored before
+  ``LogStore.save(snapshot=...)``.
+- **Failure.** Any storage error or broken invariant is fatal: the driver fails every
+  waiter with DriverStopped, stops, and ``done`` carries the error (the server exits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import structlog
+
+from kvraft.core.types import (
+    AppendEntries,
+    AppendResponse,
+    ConfChange,
+    ConfState,
+    Entry,
+    EntryType,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    Message,
+    Ready,
+    Role,
+    SnapshotMeta,
+    decode_conf_change,
+)
+from kvraft.errors import Compacted, KvRaftError, NotLeader
+from kvraft.runtime.base import DurableLog, LocalSnapshot, RaftNode, StateMachine, Transport
+from kvraft.runtime.errors import DriverStopped, OutcomeUnknown
+from kvraft.runtime.freshness import Freshness, quorum_time
+from kvraft.runtime.waiters import ProposalTracker, ReadWaiters
+
+T = TypeVar("T")
+
+MembershipListener = Callable[[ConfChange, ConfState], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DriverConfig:
+    tick_ms: int = 50  # wall-clock length of one core tick
+    snapshot_entries: int = 10_000  # applied entries between automatic snapshots (0 = never)
+    max_inflight_proposals: int = 4096  # proposals admitted and not yet applied
+    max_inflight_bytes: int = 64 << 20  # their total size in bytes
+
+
+class Driver:
+    """Runs one RawNode. Create it, ``start()`` it on a running loop, ``stop()`` it.
+
+    Public coroutines (``propose``, ``read_index``, ...) may be called from any task on
+    the same event loop; they queue work for the driver task and wait for the outcome.
+    Read-only properties reflect the driver's latest view and may lag the core by one
+    Ready.
+    """
+
+    def __init__(
+        self,
+        node: RaftNode,
+        log: DurableLog,
+        state: StateMachine,
+        transport: Transport,
+        config: DriverConfig,
+        *,
+        latest_snapshot: LocalSnapshot | None = None,
+        on_membership: MembershipListener | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._node = node  # owned: touched only by the driver task (and __init__)
+        self._log = log  # written only on the I/O thread
+        self._sm = state  # applied only on the I/O thread; snapshots on the snapshot thread
+        self._transport = transport  # called on the loop only
+        self.config = config
+        self._on_membership = on_membership  # told of every applied conf change
+        self._clock = clock
+        self._log_ = structlog.get_logger("kvraft.runtime").bind(node_id=node.id)
+
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kvraft-io-{node.id}")
+        self._snap_pool = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"kvraft-snap-{node.id}"
+        )
+        self._inbox: deque[Callable[[], None]] = deque()  # work for the driver task, FIFO
+        self._ticks_due = 0  # timer ticks not yet given to the core; >= 0
+        self._wake: asyncio.Event | None = None  # set whenever the driver task has work
+        self._task: asyncio.Task[None] | None = None  # the driver task, once started
+        self._timer: asyncio.TimerHandle | None = None  # the next tick
+        self._next_tick_at = 0.0  # loop time the next tick is due
+        self._stopping = False  # no new work accepted once True
+        self.done: asyncio.Future[None] | None = None  # result: None (stopped) or the fatal error
+
+        applied_index, applied_term = state.applied()
+        self.applied = applied_index  # last index applied to the state machine
+        self.applied_term = applied_term  # term of that entry
+        self.leader = node.leader  # leader as of the latest Ready (0 = unknown)
+        self.term = node.term  # term as of the latest Ready
+        self.role = node.role  # role as of the latest Ready
+        self.conf_state = node.conf_state  # membership applied (in force) on this node
+        self.latest_snapshot = latest_snapshot  # newest complete local snapshot file
+        self._snapshots: dict[int, LocalSnapshot] = {}  # local snapshot files by index
+        if latest_snapshot is not None:
+            self._snapshots[latest_snapshot.meta.index] = latest_snapshot
+        self._received: dict[int, str] = {}  # snapshot files received, by meta.index
+        self._since_snapshot = applied_index - log.snapshot_meta().index  # applied since
+        self._snapshotting: asyncio.Future[LocalSnapshot] | None = None  # running snapshot
+        self._proposals = ProposalTracker(
+            config.max_inflight_proposals, config.max_inflight_bytes
+        )
+        self._reads = ReadWaiters()
+        self._freshness = Freshness()
+        self._freshness.applied(applied_index)
+        self._acks: dict[int, float] = {}  # leader only: peer -> last ack time this term
+        self._changed: asyncio.Condition | None = None  # notified after every Ready
+        self._waiting: set[asyncio.Future[Any]] = set()  # caller futures not yet resolved
+        self._term_committed = False  # leader only: an entry of the current term applied
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start the driver task and the tick timer on the running loop."""
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self.done = loop.create_future()
+        self._next_tick_at = loop.time() + self.config.tick_ms / 1000
+        self._timer = loop.call_at(self._next_tick_at, self._on_tick)
+        self._task = loop.create_task(self._run(), name=f"kvraft-driver-{self._node.id}")
+
+    async def stop(self) -> None:
+        """Stop after the Ready in progress (if any) is fully handled; fail every waiter
+        with DriverStopped; wait for the I/O and snapshot threads. Idempotent."""
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._task)
+        await self._shutdown_threads()
+
+    async def _shutdown_threads(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._io.shutdown, True)
+        await loop.run_in_executor(None, self._snap_pool.shutdown, True)
+
+    # ------------------------------------------------------------------ transport -> driver
+    def deliver(self, messages: Sequence[Message]) -> None:
+        """Messages received from peers (called by the transport on the loop)."""
+        if messages and not self._stopping:
+            self._submit(lambda: self._step_all(messages))
+
+    def deliver_snapshot(self, message: InstallSnapshot, path: str) -> None:
+        """A snapshot file for ``message.meta`` is complete and durable at ``path``."""
+        def work() -> None:
+            self._received[message.meta.index] = path
+            self._step_all((message,))
+
+        if not self._stopping:
+            self._submit(work)
+
+    def report_unreachable(self, node_id: int) -> None:
+        if not self._stopping:
+            self._submit(lambda: self._node.report_unreachable(node_id))
+
+    def report_snapshot(self, node_id: int, ok: bool) -> None:
+        if not self._stopping:
+            self._submit(lambda: self._node.report_snapshot(node_id, ok))
+
+    # ------------------------------------------------------------------ callers -> driver
+    async def propose(self, data: bytes) -> object | None:
+        """Replicate ``data`` as a NORMAL entry and return its apply result.
+
+        Raises NotLeader (with the known leader), TransferInProgress, ProposalDropped,
+        Overloaded (inflight budget exhausted), OutcomeUnknown (leadership lost before the
+        entry applied) or DriverStopped."""
+        size = len(data)
+        fut: asyncio.Future[object | None] = self._new_future()
+        try:
+            self._proposals.admit(size)
+        except Exception:
+            fut.cancel()
+            raise
+
+        def work() -> None:
+            if fut.done():  # the caller gave up before the core saw it: never proposed
+                self._proposals.release(size)
+                return
+            try:
+                index = self._node.propose(data)
+            except KvRaftError as exc:
+                self._proposals.release(size)
+                fut.set_exception(exc)
+                return
+            self._proposals.appended(index, self._node.term, size, fut)
+
+        self._submit(work)
+        return await fut
+
+    async def propose_conf_change(self, cc: ConfChange) -> ConfState:
+        """Propose a membership change; returns the membership once it is applied here.
+        Raises NotLeader, ConfChangeInProgress, InvalidConfChange, OutcomeUnknown."""
+        fut: asyncio.Future[object | None] = self._new_future()
+        try:
+            self._proposals.admit(0)
+        except Exception:
+            fut.cancel()
+            raise
+
+        def work() -> None:
+            try:
+                index = self._node.propose_conf_change(cc)
+            except KvRaftError as exc:
+                self._proposals.release(0)
+                if not fut.done():
+                    fut.set_exception(exc)
+                return
+            self._proposals.appended(index, self._node.term, 0, fut)
+
+        self._submit(work)
+        result = await fut
+        assert isinstance(result, ConfState)
+        return result
+
+    async def read_index(self, *, lease: bool = False) -> int:
+        """Linearizable read barrier: returns a read index once applied >= it; the caller
+        then reads its local state. Raises NotLeader or DriverStopped."""
+        fut: asyncio.Future[int] = self._new_future()
+
+        def work() -> None:
+            rid = self._reads.new_request(fut)
+            try:
+                self._node.read_index(rid, lease=lease)
+            except KvRaftError as exc:
+                self._reads.drop(rid, exc)
+
+        self._submit(work)
+        return await fut
+
+    async def transfer_leadership(self, to: int) -> None:
+        """Ask the core to hand leadership to ``to``; returns at once (see wait_for)."""
+        await self._call(lambda: self._node.transfer_leadership(to))
+
+    async def campaign(self) -> None:
+        await self._call(self._node.campaign)
+
+    async def status(self) -> dict[str, object]:
+        """The core's status plus the driver's view (applied, snapshot)."""
+        st = await self._call(self._node.status)
+        st = dict(st)
+        st["applied"] = self.applied
+        st["snapshot_index"] = self._log.snapshot_meta().index
+        st["log_first"] = self._log.first_index()
+        st["log_last"] = self._log.last_index()
+        return st
+
+    async def take_snapshot(self) -> LocalSnapshot:
+        """Snapshot the state now (or join the one in progress) and compact the log."""
+        fut: asyncio.Future[LocalSnapshot] = self._new_future()
+
+        def work() -> None:
+            running = self._start_snapshot()
+            running.add_done_callback(lambda f: _chain(f, fut))
+
+        self._submit(work)
+        return await fut
+
+    async def wait_for(self, predicate: Callable[[Driver], bool], timeout: float) -> bool:
+        """Wait until ``predicate(self)`` holds (checked after every Ready) or ``timeout``
+        seconds pass; returns whether it holds."""
+        assert self._changed is not None, "driver not started"
+        changed = self._changed
+        async with changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait_for(lambda: predicate(self)), timeout)
+        return predicate(self)
+
+    def staleness(self) -> float | None:
+        """Seconds since this node's state was provably current (see freshness.py); 0.0
+        for a leader confirmed by a quorum and fully applied; None if never."""
+        t = self._freshness.current_as_of()
+        return None if t is None else max(0.0, self._clock() - t)
+
+    @property
+    def node_id(self) -> int:
+        return self._node.id
+
+    @property
+    def commit(self) -> int:
+        return self._node.commit
+
+    @property
+    def fatal(self) -> BaseException | None:
+        """The error that stopped the driver, if any."""
+        if self.done is None or not self.done.done() or self.done.cancelled():
+            return None
+        return self.done.exception()
+
+    # ------------------------------------------------------------------ the driver task
+    async def _run(self) -> None:
+        assert self.done is not None
+        error: BaseException | None = None
+        try:
+            while not self._stopping:
+                self._drain()
+                if self._node.has_ready():
+                    await self._handle_ready(self._node.ready())
+                else:
+                    await self._wait_input()
+        except BaseException as exc:  # noqa: BLE001 - any failure here is fatal
+            error = exc
+            self._log_.error("driver stopped by a fatal error", error=repr(exc))
+        finally:
+            self._stopping = True
+            if self._timer is not None:
+                self._timer.cancel()
+            self._fail_everything(error)
+            if not self.done.done():
+                if error is None or isinstance(error, asyncio.CancelledError):
+                    self.done.set_result(None)
+                else:
+                    self.done.set_exception(error)
+
+    async def _handle_ready(self, rd: Ready) -> None:
+        """THE Ready handler: send -> persist -> send persisted -> apply -> advance."""
+        self._observe_soft_state(rd)
+        self._send(rd.messages)
+        committed = rd.committed_entries
+        conf, cc_results = self._apply_conf_changes(committed)
+        if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
+            installed = await self._pump_until(self._in_io(self._persist, rd))
+            if installed is not None:
+                self._installed_snapshot(installed)
+        self._send(rd.persisted_messages)
+        if committed:
+            results = await self._pump_until(self._in_io(self._sm.apply, committed, conf))
+            self._applied(committed, results, cc_results)
+        for rs in rd.read_states:
+            self._reads.answered(rs.request_id, rs.index, self.applied)
+        for rid in rd.dropped_reads:
+            self._reads.drop(rid, NotLeader(self._node.leader, _not_leader_msg(self._node.leader)))
+        self._node.advance(rd)
+        self._check_leadership()
+        self._maybe_snapshot()
+        await self._notify()
+
+    def _persist(self, rd: Ready) -> LocalSnapshot | None:
+        """I/O thread: restore a received snapshot, then one durable save of the Ready."""
+        installed = None
+        if rd.snapshot is not None:
+            path = self._received.pop(rd.snapshot.index, None)
+            if path is None:
+                raise AssertionError(f"no received file for snapshot {rd.snapshot.index}")
+            installed = self._sm.restore_snapshot(path, rd.snapshot)
+        self._log.save(entries=rd.entries, hard_state=rd.hard_state, snapshot=rd.snapshot)
+        return installed
+
+    def _apply_conf_changes(
+        self, committed: Sequence[Entry]
+    ) -> tuple[ConfState | None, dict[int, ConfState]]:
+        """Call the core's apply_conf_change for each committed CONF_CHANGE entry, in
+        order; returns the final membership (None if none changed) and per-index results."""
+        results: dict[int, ConfState] = {}
+        conf: ConfState | None = None
+        for e in committed:
+            if e.type != EntryType.CONF_CHANGE:
+                continue
+            try:
+                cc = decode_conf_change(e.data)
+            except ValueError as exc:
+                raise AssertionError(f"committed entry {e.index} is not a conf change") from exc
+            conf = self._node.apply_conf_change(cc)
+            results[e.index] = conf
+            self.conf_state = conf
+            self._log_.info(
+                "membership changed", index=e.index, change=cc.type.name, member=cc.node_id,
+                voters=sorted(conf.voters), learners=sorted(conf.learners),
+            )
+            if self._on_membership is not None:
+                self._on_membership(cc, conf)
+        return conf, results
+
+    def _applied(
+        self, committed: Sequence[Entry], results: Sequence[object | None],
+        cc_results: Mapping[int, ConfState],
+    ) -> None:
+        assert len(results) == len(committed), "state machine returned the wrong result count"
+        for e, r in zip(committed, results, strict=True):
+            self._proposals.applied(e.index, e.term, cc_results.get(e.index, r))
+        last = committed[-1]
+        self.applied, self.applied_term = last.index, last.term
+        if last.term == self._node.term and self._node.role == Role.LEADER:
+            self._term_committed = True
+        self._since_snapshot += len(committed)
+        self._freshness.applied(self.applied)
+        self._reads.applied_to(self.applied)
+
+    def _installed_snapshot(self, snap: LocalSnapshot) -> None:
+        meta = snap.meta
+        self._register_snapshot(snap)
+        self.applied, self.applied_term = meta.index, meta.term
+        self.conf_state = meta.conf_state
+        self._since_snapshot = 0
+        self._freshness.applied(self.applied)
+        self._reads.applied_to(self.applied)
+        self._log_.info("installed snapshot from leader", index=meta.index, term=meta.term)
+
+    # ------------------------------------------------------------------ leadership
+    def _observe_soft_state(self, rd: Ready) -> None:
+        ss = rd.soft_state
+        if ss is None:
+            return
+        old_leader, old_role, old_term = self.leader, self.role, self.term
+        self.leader, self.role, self.term = ss.leader, ss.role, ss.term
+        if ss.term != old_term or ss.role != Role.LEADER:
+            self._acks.clear()
+            self._term_committed = False
+        if ss.role != old_role and ss.role in (Role.PRE_CANDIDATE, Role.CANDIDATE):
+            self._log_.info("election started", term=ss.term, role=ss.role.name)
+        if ss.leader != old_leader or (ss.role == Role.LEADER) != (old_role == Role.LEADER):
+            if ss.role == Role.LEADER:
+                self._log_.info("became leader", term=ss.term)
+            else:
+                self._log_.info("leader changed", term=ss.term, leader=ss.leader or None)
+
+    def _check_leadership(self) -> None:
+        node = self._node
+        if node.role != Role.LEADER:
+            lost = self._proposals.fail_all(_outcome_unknown)
+            leader = node.leader
+            self._reads.fail_unanswered(lambda: NotLeader(leader, _not_leader_msg(leader)))
+            if lost:
+                self._log_.info("leadership lost: proposals outcome unknown", proposals=lost)
+        else:
+            self._proposals.fail_terms_other_than(node.term, _outcome_unknown)
+
+    # ------------------------------------------------------------------ snapshots
+    def _maybe_snapshot(self) -> None:
+        n = self.config.snapshot_entries
+        if n > 0 and self._since_snapshot >= n and self._snapshotting is None:
+            self._start_snapshot()
+
+    def _start_snapshot(self) -> asyncio.Future[LocalSnapshot]:
+        if self._snapshotting is not None:
+            return self._snapshotting
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[LocalSnapshot] = loop.create_future()
+        self._snapshotting = fut
+        written = loop.run_in_executor(self._snap_pool, self._sm.write_snapshot)
+        written.add_done_callback(lambda w: self._submit(lambda: self._snapshot_written(w, fut)))
+        return fut
+
+    def _snapshot_written(
+        self, written: asyncio.Future[LocalSnapshot], fut: asyncio.Future[LocalSnapshot]
+    ) -> None:
+        """Driver task: the snapshot file is complete; compact the log behind it."""
+        exc = written.exception()
+        if exc is not None:
+            self._snapshotting = None
+            self._log_.error("snapshot failed", error=repr(exc))
+            if not fut.done():
+                fut.set_exception(exc)
+            return
+        snap = written.result()
+        self._register_snapshot(snap)
+        self._since_snapshot = self.applied - snap.meta.index
+        compacted = self._in_io(self._compact, snap.meta)
+
+        def finished(c: asyncio.Future[None]) -> None:
+            self._snapshotting = None
+            if c.exception() is not None:
+                if not fut.done():
+                    fut.set_exception(c.exception() or RuntimeError())
+                self._fatal_later(c.exception())
+                return
+            self._log_.info("snapshot taken, log compacted", index=snap.meta.index,
+                            term=snap.meta.term, size=snap.size)
+            if not fut.done():
+                fut.set_result(snap)
+
+        compacted.add_done_callback(finished)
+
+    def _compact(self, meta: SnapshotMeta) -> None:
+        with contextlib.suppress(Compacted):  # a newer snapshot was installed meanwhile
+            self._log.compact(meta)
+
+    def _register_snapshot(self, snap: LocalSnapshot) -> None:
+        self._snapshots[snap.meta.index] = snap
+        if self.latest_snapshot is None or snap.meta.index >= self.latest_snapshot.meta.index:
+            self.latest_snapshot = snap
+        for index in sorted(self._snapshots)[:-4]:  # the state machine prunes the files
+            del self._snapshots[index]
+
+    # ------------------------------------------------------------------ plumbing
+    def _send(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
+        plain: list[Message] = []
+        for m in messages:
+            if isinstance(m, InstallSnapshot):
+                snap = self._snapshots.get(m.meta.index)
+                if snap is None:
+                    self._log_.warning("no snapshot file to send", index=m.meta.index, to=m.dst)
+                    self._submit(functools.partial(self._node.report_snapshot, m.dst, False))
+                else:
+                    self._log_.info("sending snapshot", to=m.dst, index=m.meta.index)
+                    self._transport.send_snapshot(m, snap)
+            else:
+                plain.append(m)
+        if plain:
+            self._transport.send(plain)
+
+    def _step_all(self, messages: Sequence[Message]) -> None:
+        now = self._clock()
+        node = self._node
+        for m in messages:
+            node.step(m)
+            match m:
+                case AppendEntries() | Heartbeat() if m.term == node.term and m.src == node.leader:
+                    self._freshness.heard(m.commit, now)
+                case AppendResponse() | HeartbeatResponse() if (
+                    m.term == node.term and node.role == Role.LEADER and self._term_committed
+                ):
+                    self._acks[m.src] = now
+                    qt = quorum_time(node.id, node.conf_state.voters, self._acks, now)
+                    if qt is not None:
+                        self._freshness.heard(node.commit, qt)
+                case _:
+                    pass
+
+    def _on_tick(self) -> None:
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        period = self.config.tick_ms / 1000
+        self._ticks_due += 1
+        self._next_tick_at += period
+        now = loop.time()
+        if self._next_tick_at < now - 5 * period:  # fell far behind: don't burst
+            self._next_tick_at = now + period
+        if not self._stopping:
+            self._timer = loop.call_at(self._next_tick_at, self._on_tick)
+        self._wake.set()
+
+    def _drain(self) -> None:
+        """Give the core every queued input: ticks first, then the inbox in order."""
+        node = self._node
+        while self._ticks_due:
+            self._ticks_due -= 1
+            node.tick()
+            if self._term_committed and node.conf_state.voters == {node.id}:
+                self._freshness.heard(node.commit, self._clock())
+        inbox = self._inbox
+        while inbox:
+            inbox.popleft()()
+
+    def _submit(self, work: Callable[[], None]) -> None:
+        self._inbox.append(work)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _wait_input(self) -> None:
+        assert self._wake is not None
+        if not self._inbox and not self._ticks_due and not self._stopping:
+            await self._wake.wait()
+        self._wake.clear()
+
+    async def _pump_until(self, fut: asyncio.Future[T]) -> T:
+        """Keep feeding inputs to the core until ``fut`` (an I/O job) completes."""
+        assert self._wake is not None
+        wake = self._wake
+        fut.add_done_callback(lambda _f: wake.set())
+        while not fut.done():
+            if self._stopping:  # finish this Ready, take no more input
+                await asyncio.wait((fut,))
+                break
+            self._drain()
+            if not fut.done():
+                await self._wait_input()
+        return fut.result()
+
+    def _in_io(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the driver task (it may touch the core) and return its result."""
+        fut: asyncio.Future[T] = self._new_future()
+
+        def work() -> None:
+            try:
+                result = fn()
+            except Exception as exc:  # noqa: BLE001 - handed to the caller
+                if not fut.done():
+                    fut.set_exception(exc)
+                return
+            if not fut.done():
+                fut.set_result(result)
+
+        self._submit(work)
+        return await fut
+
+    async def _notify(self) -> None:
+        assert self._changed is not None
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _fatal_later(self, exc: BaseException | None) -> None:
+        def raise_it() -> None:
+            raise exc or RuntimeError("fatal error")
+
+        self._submit(raise_it)
+
+    def _check_running(self) -> None:
+        if self._stopping or self._task is None:
+            raise DriverStopped("the node is shutting down")
+
+    def _fail_everything(self, error: BaseException | None) -> None:
+        stopped = "the node stopped" + (f" after a fatal error: {error!r}" if error else "")
+        self._proposals.fail_all(lambda: DriverStopped(stopped))
+        self._reads.fail_all(lambda: DriverStopped(stopped))
+        self._inbox.clear()
+        for fut in list(self._waiting):  # callers whose work was still queued
+            if not fut.done():
+                fut.set_exception(DriverStopped(stopped))
+        self._waiting.clear()
+
+    def _new_future(self) -> asyncio.Future[Any]:
+        """A future for a caller; failed with DriverStopped if the driver stops first."""
+        self._check_running()
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.add(fut)
+        fut.add_done_callback(self._waiting.discard)
+        return fut
+
+
+def _outcome_unknown() -> Exception:
+    return OutcomeUnknown(
+        "leadership was lost before the write applied: the outcome is unknown; "
+        "retry with the same session sequence number"
+    )
+
+
+def _not_leader_msg(leader: int) -> str:
+    return f"not leader (known leader: {leader or 'none'})"
+
+
+def _chain(src: asyncio.Future[T], dst: asyncio.Future[T]) -> None:
+    if dst.done():
+        return
+    if src.cancelled():
+        dst.cancel()
+    elif src.exception() is not None:
+        dst.set_exception(src.exception() or RuntimeError())
+    else:
+        dst.set_result(src.result())
+
