@@ -69,8 +69,8 @@ class StatePosition:
     """Index of the last applied log entry (0 = nothing applied)."""
     term: int = 0
     """Term of that entry."""
-    revision: int = 1
-    """Cluster revision: bumped once per mutating command; 1 on an empty store (etcd)."""
+    revision: int = 0
+    """Cluster revision: bumped once per command that changes a key; 0 on an empty store."""
     log_time_ms: int = 0
     """Highest command time seen in the log; never decreases."""
     conf_state: ConfState = field(default_factory=ConfState)

@@ -39,8 +39,10 @@ def kv(key: bytes, value: bytes = b"v", rev: int = 2) -> KeyValue:
     return KeyValue(key, value, create_revision=rev, mod_revision=rev, version=1)
 
 
-def test_empty_store_starts_at_etcd_initial_position(store: LmdbStateStore) -> None:
-    assert store.position() == StatePosition(0, 0, 1, 0, ConfState())
+def test_empty_store_starts_at_revision_zero_with_nothing_applied(
+    store: LmdbStateStore,
+) -> None:
+    assert store.position() == StatePosition(0, 0, 0, 0, ConfState())
     with store.read() as r:
         assert r.get(b"a") is None
         res = r.range(b"", None)
