@@ -1,0 +1,672 @@
+"""Raft's state transitions: one object, driven by ticks, messages and local requests.
+
+Theory of operation
+-------------------
+A node is a follower, pre-candidate, candidate or leader in a ``term``. Everything it
+must tell the world is queued, never performed: ``msgs`` may leave at once,
+``msgs_after_append`` only once the Ready that carries the current hard state and
+entries is durable. ``RawNode`` packs both into Readys; the split is the whole
+"persist before send" rule, so it lives here in one place:
+
+- vote grants and append acks go to ``msgs_after_append`` (they promise durable state);
+- everything else (requests, rejections, heartbeats, pre-vote answers) goes to ``msgs``;
+- the node's own vote and its own append ack are messages to itself in
+  ``msgs_after_append``: ``RawNode.advance`` steps them back in, so a candidate counts
+  its vote and a leader counts its log for commit only once they are durable.
+
+Rules, beyond the Raft paper's Figure 2:
+
+- Terms: a message of a higher term makes the node a follower of that term first,
+  except (a) a vote request arriving while the node believes in a live leader (check
+  quorum "leader stickiness": heard from a leader within ``election_ticks``) — it is
+  ignored unless it comes from a leadership transfer — and (b) pre-vote traffic, which
+  never changes term or vote. A message of a lower term is dropped; an AppendEntries or
+  Heartbeat of a lower term is answered with our term so a stale leader steps down, and
+  a pre-vote of a lower term is refused with our term.
+- Elections: the timeout is drawn from [election_ticks, 2*election_ticks). With pre-vote
+  a node first asks "would you vote for me in term+1?"; only a majority of yeses lets it
+  raise its term, so a partitioned node cannot disrupt a healthy cluster on return.
+  Nodes that are not voters, or have unapplied committed conf changes, never campaign.
+- Leadership: a new leader appends an empty entry of its term. Commit advances only to
+  an index that a quorum of voters holds AND whose entry is of the current term (Figure
+  8). With check-quorum a leader that has not heard from a quorum within
+  ``election_ticks`` steps down.
+- Replication (see progress.py): PROBE sends one AppendEntries at a time; REPLICATE
+  streams within an inflight window; SNAPSHOT waits for the transport. Sends are
+  batched: proposals and acks only mark followers dirty, and ``flush`` (called before
+  each Ready) sends each follower at most what it needs, in messages bounded by count
+  and bytes. A rejection carries a hint (the follower's largest index with a term <=
+  the rejected prev term), so a divergent or lagging follower is found in O(terms)
+  round trips, not O(entries).
+- Snapshots: a follower whose next index is compacted gets InstallSnapshot. A follower
+  ignores a snapshot at or below its commit index, fast-forwards its commit if its log
+  already holds the snapshot's last entry, and otherwise drops its log (Figure 13).
+- ReadIndex (readindex.py): answered only after the leader committed an entry of its
+  term, and confirmed by a quorum heartbeat round. Lease reads skip the round while a
+  quorum acknowledged us within ``lease_ticks`` (< election timeout, so no other leader
+  can have been elected), and never during a leadership transfer.
+- Leadership transfer: catch the target up, send TimeoutNow (target campaigns at once,
+  without pre-vote, and voters skip leader stickiness); refuse proposals meanwhile;
+  give up after ``election_ticks``.
+- Membership (membership.py): one change at a time, effective when applied.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from kvraft.core.config import Config
+from kvraft.core.log import RaftLog
+from kvraft.core.membership import check_conf_change, next_conf_state
+from kvraft.core.progress import Progress, ProgressState
+from kvraft.core.quorum import JointConfig, VoteResult
+from kvraft.core.readindex import ReadIndexQueue
+from kvraft.core.types import (
+    NONE,
+    AppendEntries,
+    AppendResponse,
+    ConfChange,
+    ConfState,
+    Entry,
+    EntryType,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    LogReader,
+    Message,
+    ReadState,
+    RequestVote,
+    Role,
+    TimeoutNow,
+    VoteResponse,
+    encode_conf_change,
+)
+from kvraft.errors import (
+    Compacted,
+    ConfChangeInProgress,
+    InvalidConfChange,
+    NotLeader,
+    ProposalDropped,
+    TransferInProgress,
+)
+
+_LEADER_MSGS = (AppendEntries, Heartbeat, InstallSnapshot)
+
+
+class Raft:
+    """The transitions. Not thread-safe; driven by ``RawNode``."""
+
+    def __init__(self, config: Config, store: LogReader, rng: random.Random) -> None:
+        config.validate()
+        hard_state, conf = store.initial_state()
+        self.id = config.id  # Invariant: constant, > 0.
+        self.cfg = config  # Invariant: validated.
+        self.rng = rng  # Invariant: the only source of randomness.
+        self.lease_ticks = config.effective_lease_ticks()  # Invariant: < election_ticks.
+        self.log = RaftLog(store, config.applied)  # Invariant: owned by this object.
+        self.term = hard_state.term  # Invariant: never decreases.
+        self.vote = hard_state.vote  # Invariant: at most one vote per term.
+        self.lead = NONE  # Invariant: the leader of `term` we know of, or NONE.
+        self.role = Role.FOLLOWER  # Invariant: never LEARNER here (see RawNode.role).
+        self.voters = JointConfig(conf.voters, conf.voters_outgoing)  # Current voters.
+        self.learners = conf.learners  # Invariant: disjoint from voters.incoming.
+        self.progress: dict[int, Progress] = {}  # Leader only: one per member incl. self.
+        self.votes: dict[int, bool] = {}  # (Pre-)candidate only: answers this campaign.
+        self.msgs: list[Message] = []  # To send now.
+        self.msgs_after_append: list[Message] = []  # To send once the next Ready is durable.
+        self.read_states: list[ReadState] = []  # Confirmed reads not yet handed out.
+        self.dropped_reads: list[int] = []  # Reads that will never be answered.
+        self.reads = ReadIndexQueue()  # Leader only: pending ReadIndex requests.
+        self.now = 0  # Invariant: number of ticks so far (the core's clock).
+        self.election_elapsed = 0  # Ticks since the last reset of the election timer.
+        self.heartbeat_elapsed = 0  # Leader: ticks since the last heartbeat broadcast.
+        self.randomized_timeout = 0  # In [election_ticks, 2*election_ticks).
+        self.pending_conf_index = 0  # Leader: index of the last conf change it appended.
+        self.committed_in_term = False  # Leader: an entry of `term` is committed.
+        self.lead_transferee = NONE  # Leader: transfer target, NONE if no transfer.
+        self.transfer_elapsed = 0  # Leader: ticks since the transfer started.
+        self.timeout_now_sent = False  # Leader: a TimeoutNow left this term (no lease).
+        self._bcast = False  # Leader: every follower may need an AppendEntries at flush.
+        self._dirty: set[int] = set()  # Leader: followers that may need one at flush.
+        self._become_follower(self.term, NONE)
+
+    # ================================================================= helpers
+    def promotable(self) -> bool:
+        return self.id in self.voters.ids()
+
+    def conf_state(self) -> ConfState:
+        return ConfState(
+            voters=self.voters.incoming,
+            learners=self.learners,
+            voters_outgoing=self.voters.outgoing,
+        )
+
+    def _reset(self, term: int) -> None:
+        if term != self.term:
+            self.term = term
+            self.vote = NONE
+        self.dropped_reads.extend(self.reads.drop_all())
+        self.lead = NONE
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.randomized_timeout = self.rng.randrange(
+            self.cfg.election_ticks, 2 * self.cfg.election_ticks
+        )
+        self.votes = {}
+        self.progress = {}
+        self.lead_transferee = NONE
+        self.transfer_elapsed = 0
+        self.timeout_now_sent = False
+        self.committed_in_term = False
+        self._bcast = False
+        self._dirty.clear()
+
+    def _become_follower(self, term: int, lead: int) -> None:
+        self._reset(term)
+        self.role = Role.FOLLOWER
+        self.lead = lead
+
+    def _become_pre_candidate(self) -> None:
+        self._reset(self.term)
+        self.role = Role.PRE_CANDIDATE
+
+    def _become_candidate(self) -> None:
+        self._reset(self.term + 1)
+        self.vote = self.id
+        self.role = Role.CANDIDATE
+
+    def _become_leader(self) -> None:
+        assert self.role is Role.CANDIDATE, "only a candidate becomes leader"
+        self._reset(self.term)
+        self.role = Role.LEADER
+        self.lead = self.id
+        last = self.log.last_index()
+        for node in self.voters.ids() | self.learners:
+            self._add_progress(node, last + 1)
+        me = self.progress[self.id]
+        me.match = self.log.persisted_index()
+        me.become_replicate()
+        self.pending_conf_index = last
+        self._append([Entry(self.term, last + 1)])
+
+    def _add_progress(self, node: int, next_index: int) -> None:
+        pr = Progress(next_index, self.cfg.max_inflight_msgs, self.cfg.max_inflight_bytes)
+        pr.last_active = self.now
+        self.progress[node] = pr
+
+    def _append(self, entries: list[Entry]) -> None:
+        """Leader: append to the log; our own ack follows once they are durable."""
+        self.log.append(entries)
+        self._ack_after_append(self.id, entries[-1].index)
+        self._bcast = True
+
+    def _ack_after_append(self, to: int, index: int) -> None:
+        """Queue a success AppendResponse (coalescing with a queued one to the same peer)."""
+        q = self.msgs_after_append
+        if q:
+            last = q[-1]
+            if (
+                isinstance(last, AppendResponse)
+                and last.dst == to
+                and last.term == self.term
+                and not last.reject
+                and last.index <= index
+            ):
+                q.pop()
+        q.append(AppendResponse(self.id, to, self.term, index))
+
+    def _send(self, m: Message) -> None:
+        self.msgs.append(m)
+
+    # ================================================================= ticks
+    def tick(self) -> None:
+        self.now += 1
+        if self.role is Role.LEADER:
+            self._tick_leader()
+        else:
+            self.election_elapsed += 1
+            if self.election_elapsed >= self.randomized_timeout:
+                self.election_elapsed = 0
+                self.hup()
+
+    def _tick_leader(self) -> None:
+        if self.cfg.check_quorum and not self._quorum_active():
+            self._become_follower(self.term, NONE)
+            return
+        if self.lead_transferee != NONE:
+            self.transfer_elapsed += 1
+            if self.transfer_elapsed >= self.cfg.election_ticks:
+                self.lead_transferee = NONE
+        self.heartbeat_elapsed += 1
+        if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks:
+            self.heartbeat_elapsed = 0
+            self._bcast_heartbeat(self.reads.last_context())
+
+    def _quorum_tick(self, value_of: Callable[[Progress], int]) -> int:
+        """The latest tick such that a quorum of voters was heard at or after it."""
+        now, me, progress = self.now, self.id, self.progress
+        return self.voters.committed_index(
+            lambda v: now if v == me else value_of(progress[v]) if v in progress else -(1 << 62)
+        )
+
+    def _quorum_active(self) -> bool:
+        return self.now - self._quorum_tick(lambda p: p.last_active) < self.cfg.election_ticks
+
+    def lease_valid(self) -> bool:
+        """Leader: may reads be served without a heartbeat round right now?"""
+        return (
+            self.role is Role.LEADER
+            and self.cfg.check_quorum
+            and self.committed_in_term
+            and self.lead_transferee == NONE
+            and not self.timeout_now_sent
+            and self.now - self._quorum_tick(lambda p: p.last_ack) < self.lease_ticks
+        )
+
+    def _in_lease(self) -> bool:
+        """Do we believe in a live leader (check-quorum leader stickiness)?"""
+        if not self.cfg.check_quorum or self.lead == NONE:
+            return False
+        return self.role is Role.LEADER or self.election_elapsed < self.cfg.election_ticks
+
+    # ================================================================= elections
+    def hup(self, *, transfer: bool = False) -> None:
+        """Start a campaign (pre-vote first if enabled, unless for a transfer)."""
+        if self.role is Role.LEADER or not self.promotable():
+            return
+        if self._has_unapplied_conf_change():
+            return
+        if self.cfg.pre_vote and not transfer:
+            self._campaign(pre_vote=True, transfer=False)
+        else:
+            self._campaign(pre_vote=False, transfer=transfer)
+
+    def _has_unapplied_conf_change(self) -> bool:
+        lo, hi = self.log.applied + 1, self.log.committed + 1
+        if lo >= hi:
+            return False
+        ents = self.log.entries(lo, hi)
+        return any(e.type is EntryType.CONF_CHANGE for e in ents)
+
+    def _campaign(self, *, pre_vote: bool, transfer: bool) -> None:
+        if pre_vote:
+            self._become_pre_candidate()
+            vote_term = self.term + 1
+            self.votes[self.id] = True
+        else:
+            self._become_candidate()
+            vote_term = self.term
+            self.msgs_after_append.append(VoteResponse(self.id, self.id, self.term, True))
+        if pre_vote and self._tally() is VoteResult.WON:
+            self._campaign(pre_vote=False, transfer=False)
+            return
+        last_index = self.log.last_index()
+        last_term = self.log.term(last_index)
+        for v in sorted(self.voters.ids()):
+            if v != self.id:
+                self._send(
+                    RequestVote(self.id, v, vote_term, last_index, last_term, pre_vote, transfer)
+                )
+
+    def _tally(self) -> VoteResult:
+        return self.voters.vote_result(self.votes)
+
+    def _handle_vote_request(self, m: RequestVote) -> None:
+        can_vote = (
+            self.vote == m.src
+            or (self.vote == NONE and self.lead == NONE)
+            or (m.pre_vote and m.term > self.term)
+        )
+        if can_vote and self.log.is_up_to_date(m.last_index, m.last_term):
+            if m.pre_vote:
+                self._send(VoteResponse(self.id, m.src, m.term, True, pre_vote=True))
+            else:
+                self.election_elapsed = 0
+                self.vote = m.src
+                self.msgs_after_append.append(VoteResponse(self.id, m.src, self.term, True))
+        else:
+            self._send(VoteResponse(self.id, m.src, self.term, False, pre_vote=m.pre_vote))
+
+    def _handle_vote_response(self, m: VoteResponse) -> None:
+        expected = Role.PRE_CANDIDATE if m.pre_vote else Role.CANDIDATE
+        if self.role is not expected:
+            return
+        if m.pre_vote and m.granted and m.term != self.term + 1:
+            return  # a grant left over from an earlier pre-campaign
+        self.votes[m.src] = m.granted
+        result = self._tally()
+        if result is VoteResult.WON:
+            if m.pre_vote:
+                self._campaign(pre_vote=False, transfer=False)
+            else:
+                self._become_leader()
+        elif result is VoteResult.LOST:
+            self._become_follower(self.term, NONE)
+
+    # ================================================================= step
+    def step(self, m: Message) -> None:
+        """Handle a message (from a peer, or from ourselves via RawNode.advance)."""
+        if m.term > self.term:
+            if isinstance(m, RequestVote):
+                if not m.transfer and self._in_lease():
+                    return
+                if m.pre_vote:
+                    self._handle_vote_request(m)
+                    return
+            if isinstance(m, VoteResponse) and m.pre_vote and m.granted:
+                pass  # an answer for the term we would campaign in
+            elif isinstance(m, _LEADER_MSGS):
+                self._become_follower(m.term, m.src)
+            else:
+                self._become_follower(m.term, NONE)
+        elif m.term < self.term:
+            if isinstance(m, (AppendEntries, Heartbeat)) and (
+                self.cfg.check_quorum or self.cfg.pre_vote
+            ):
+                self._send(AppendResponse(self.id, m.src, self.term, 0, reject=True))
+            elif isinstance(m, RequestVote) and m.pre_vote:
+                self._send(VoteResponse(self.id, m.src, self.term, False, pre_vote=True))
+            return
+        match m:
+            case RequestVote():
+                self._handle_vote_request(m)
+            case VoteResponse():
+                self._handle_vote_response(m)
+            case AppendEntries() | Heartbeat() | InstallSnapshot():
+                if self.role is Role.LEADER:
+                    return  # two leaders in one term cannot happen; a forged message
+                if self.role is not Role.FOLLOWER:
+                    self._become_follower(self.term, m.src)
+                self.lead = m.src
+                self.election_elapsed = 0
+                if isinstance(m, AppendEntries):
+                    self._handle_append(m)
+                elif isinstance(m, Heartbeat):
+                    self._handle_heartbeat(m)
+                else:
+                    self._handle_snapshot(m)
+            case TimeoutNow():
+                if self.role is not Role.LEADER:
+                    self.hup(transfer=True)
+            case AppendResponse():
+                if self.role is Role.LEADER and m.src in self.progress:
+                    self._handle_append_response(m)
+            case HeartbeatResponse():
+                if self.role is Role.LEADER and m.src in self.progress:
+                    self._handle_heartbeat_response(m)
+
+    # ================================================================= follower side
+    def _handle_append(self, m: AppendEntries) -> None:
+        log = self.log
+        if m.prev_index < log.committed:
+            self._ack_after_append(m.src, log.committed)
+            return
+        last_new = log.maybe_append(m.prev_index, m.prev_term, m.commit, m.entries)
+        if last_new is not None:
+            self._ack_after_append(m.src, last_new)
+            return
+        hint_index, hint_term = log.find_conflict_by_term(
+            min(m.prev_index, log.last_index()), m.prev_term
+        )
+        self._send(
+            AppendResponse(self.id, m.src, self.term, m.prev_index, True, hint_index, hint_term)
+        )
+
+    def _handle_heartbeat(self, m: Heartbeat) -> None:
+        self.log.commit_to(min(m.commit, self.log.last_index()))
+        self._send(HeartbeatResponse(self.id, m.src, self.term, m.context))
+
+    def _handle_snapshot(self, m: InstallSnapshot) -> None:
+        meta = m.meta
+        log = self.log
+        if meta.index <= log.committed:
+            self._ack_after_append(m.src, log.committed)
+        elif log.match_term(meta.index, meta.term):
+            log.commit_to(meta.index)
+            self._ack_after_append(m.src, meta.index)
+        else:
+            log.restore(meta)
+            self._set_conf(meta.conf_state)
+            self._ack_after_append(m.src, meta.index)
+
+    # ================================================================= leader side
+    def _handle_append_response(self, m: AppendResponse) -> None:
+        pr = self.progress[m.src]
+        pr.last_active = pr.last_ack = self.now
+        if m.reject:
+            next_probe = m.hint_index
+            if m.hint_term > 0:
+                next_probe, _ = self.log.find_conflict_by_term(m.hint_index, m.hint_term)
+            if pr.maybe_decrease_to(m.index, next_probe):
+                if pr.state is ProgressState.REPLICATE:
+                    pr.become_probe()
+                self._dirty.add(m.src)
+            return
+        if not pr.maybe_update(m.index):
+            return
+        if pr.state is ProgressState.PROBE:
+            pr.become_replicate()
+        elif pr.state is ProgressState.SNAPSHOT:
+            if pr.match + 1 >= self.log.first_index():
+                pr.become_probe()
+                pr.become_replicate()
+        else:
+            pr.inflights.free_le(m.index)
+        if self._maybe_commit():
+            self._bcast = True
+        self._dirty.add(m.src)
+        if m.src == self.lead_transferee and pr.match == self.log.last_index():
+            self._send_timeout_now(m.src)
+
+    def _handle_heartbeat_response(self, m: HeartbeatResponse) -> None:
+        pr = self.progress[m.src]
+        pr.last_active = pr.last_ack = self.now
+        pr.probe_sent = False
+        if pr.state is ProgressState.REPLICATE and pr.inflights.full():
+            pr.inflights.free_first()
+        if pr.match < self.log.last_index():
+            self._send_append(m.src, force=True)
+        if m.context and m.src in self.voters.ids():
+            self.read_states.extend(self.reads.ack(m.context, m.src, self.voters))
+
+    def _maybe_commit(self) -> bool:
+        progress = self.progress
+        index = self.voters.committed_index(lambda v: progress[v].match if v in progress else 0)
+        if index <= self.log.committed or self.log.term(index) != self.term:
+            return False
+        self.log.commit_to(index)
+        if not self.committed_in_term:
+            self.committed_in_term = True
+            waiting, self.reads.waiting = self.reads.waiting, []
+            for request_id in waiting:
+                self._read_index_now(request_id, lease=False)
+        return True
+
+    def _send_timeout_now(self, to: int) -> None:
+        self.timeout_now_sent = True
+        self._send(TimeoutNow(self.id, to, self.term))
+
+    def _bcast_heartbeat(self, context: int) -> None:
+        commit = self.log.committed
+        for node, pr in self.progress.items():
+            if node != self.id:
+                self._send(Heartbeat(self.id, node, self.term, min(pr.match, commit), context))
+
+    def flush(self) -> None:
+        """Send what proposals, acks and reads since the last flush call for."""
+        if self.role is not Role.LEADER:
+            return
+        batch = self.reads.send_open(self.log.committed, self.id)
+        if batch is not None:
+            self._bcast_heartbeat(batch.context)
+            if self.voters.has_quorum(batch.acks):  # a one-voter cluster
+                self.read_states.extend(self.reads.ack(batch.context, self.id, self.voters))
+        targets = list(self.progress) if self._bcast else sorted(self._dirty)
+        self._bcast = False
+        self._dirty.clear()
+        for node in targets:
+            if node != self.id and node in self.progress:
+                self._send_append(node)
+
+    def _send_append(self, to: int, *, force: bool = False) -> None:
+        """Send ``to`` what its state allows: in REPLICATE, all new entries within the
+        inflight window; in PROBE, one message. An empty AppendEntries goes only if
+        ``force`` or to tell the follower a newer commit index."""
+        pr = self.progress[to]
+        if pr.is_paused():
+            return
+        bump = pr.sent_commit < min(self.log.committed, pr.next - 1)
+        if not self._send_one_append(to, pr, force or bump):
+            return
+        while pr.state is ProgressState.REPLICATE and not pr.is_paused():
+            if not self._send_one_append(to, pr, False):
+                return
+
+    def _send_one_append(self, to: int, pr: Progress, send_if_empty: bool) -> bool:
+        log = self.log
+        prev_index = pr.next - 1
+        last = log.last_index()
+        try:
+            prev_term = log.term(prev_index)
+            if pr.next <= last:
+                hi = min(last + 1, pr.next + self.cfg.max_entries_per_msg)
+                ents = log.entries(pr.next, hi, self.cfg.max_bytes_per_msg)
+            else:
+                ents = []
+        except Compacted:
+            return self._send_snapshot(to, pr)
+        if not ents and not send_if_empty:
+            return False
+        commit = log.committed
+        msg = AppendEntries(self.id, to, self.term, prev_index, prev_term, tuple(ents), commit)
+        self._send(msg)
+        if ents:
+            pr.on_entries_sent(ents[-1].index, len(ents), sum(e.size() for e in ents))
+        else:
+            pr.on_entries_sent(prev_index, 0, 0)
+        pr.sent_commit = max(pr.sent_commit, commit)
+        return True
+
+    def _send_snapshot(self, to: int, pr: Progress) -> bool:
+        meta = self.log.snapshot_meta()
+        if meta.index == 0:
+            return False
+        self._send(InstallSnapshot(self.id, to, self.term, meta))
+        pr.become_snapshot(meta.index)
+        return True
+
+    # ================================================================= local requests
+    def _check_leader(self) -> None:
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.lead)
+        if self.lead_transferee != NONE:
+            raise TransferInProgress(
+                self.lead_transferee,
+                f"leadership is being transferred to node {self.lead_transferee}; retry there",
+            )
+
+    def propose(self, data: bytes) -> int:
+        self._check_leader()
+        entry = Entry(self.term, self.log.last_index() + 1, EntryType.NORMAL, data)
+        if entry.size() > self.cfg.max_bytes_per_msg:
+            raise ProposalDropped(
+                f"proposal of {len(data)} bytes exceeds max_bytes_per_msg="
+                f"{self.cfg.max_bytes_per_msg}"
+            )
+        self._append([entry])
+        return entry.index
+
+    def propose_conf_change(self, cc: ConfChange) -> int:
+        self._check_leader()
+        if self.pending_conf_index > self.log.applied:
+            raise ConfChangeInProgress(
+                f"conf change at index {self.pending_conf_index} not applied yet"
+            )
+        if not self.committed_in_term:
+            raise ConfChangeInProgress("the new leader has not committed an entry of its term")
+        check_conf_change(self.conf_state(), cc)
+        data = encode_conf_change(cc)
+        entry = Entry(self.term, self.log.last_index() + 1, EntryType.CONF_CHANGE, data)
+        self._append([entry])
+        self.pending_conf_index = entry.index
+        return entry.index
+
+    def apply_conf_change(self, cc: ConfChange) -> ConfState:
+        cs = next_conf_state(self.conf_state(), cc)
+        self._set_conf(cs)
+        return cs
+
+    def _set_conf(self, cs: ConfState) -> None:
+        self.voters = JointConfig(cs.voters, cs.voters_outgoing)
+        self.learners = cs.learners
+        if self.role is not Role.LEADER:
+            return
+        members = cs.all_nodes()
+        for node in list(self.progress):
+            if node not in members:
+                del self.progress[node]
+        for node in members - self.progress.keys():
+            self._add_progress(node, self.log.last_index() + 1)
+            self._dirty.add(node)
+        if self.id not in self.voters.ids():
+            self._step_down_removed()
+            return
+        if self.lead_transferee not in self.voters.ids():
+            self.lead_transferee = NONE
+        if self._maybe_commit():
+            self._bcast = True
+        self.read_states.extend(self.reads.recheck(self.voters))
+
+    def _step_down_removed(self) -> None:
+        """A leader no longer a voter: hand over to an up-to-date voter if any, step down."""
+        last = self.log.last_index()
+        best = [v for v in sorted(self.voters.ids()) if v in self.progress]
+        best = [v for v in best if self.progress[v].match == last]
+        if best:
+            self._send_timeout_now(best[0])
+        self._become_follower(self.term, NONE)
+
+    def read_index(self, request_id: int, *, lease: bool) -> None:
+        if lease and not self.cfg.check_quorum:
+            raise ValueError("lease reads require check_quorum=True")
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.lead)
+        if not self.committed_in_term:
+            self.reads.waiting.append(request_id)
+            return
+        self._read_index_now(request_id, lease=lease)
+
+    def _read_index_now(self, request_id: int, *, lease: bool) -> None:
+        if self.voters.is_singleton(self.id) or (lease and self.lease_valid()):
+            self.read_states.append(ReadState(request_id, self.log.committed))
+        else:
+            self.reads.add(request_id)
+
+    def transfer_leadership(self, to: int) -> None:
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.lead)
+        if to not in self.voters.ids():
+            raise InvalidConfChange(f"node {to} is not a voter; it cannot become leader")
+        if to == self.id or to == self.lead_transferee:
+            return
+        self.lead_transferee = to
+        self.transfer_elapsed = 0
+        if self.progress[to].match == self.log.last_index():
+            self._send_timeout_now(to)
+        else:
+            self._dirty.add(to)
+
+    def report_unreachable(self, node: int) -> None:
+        pr = self.progress.get(node) if self.role is Role.LEADER else None
+        if pr is not None and pr.state is ProgressState.REPLICATE:
+            pr.become_probe()
+
+    def report_snapshot(self, node: int, ok: bool) -> None:
+        pr = self.progress.get(node) if self.role is Role.LEADER else None
+        if pr is None or pr.state is not ProgressState.SNAPSHOT:
+            return
+        if not ok:
+            pr.pending_snapshot = 0
+        pr.become_probe()
+        pr.probe_sent = True  # wait for the follower's answer (or a heartbeat) first
