@@ -41,10 +41,12 @@ __all__ = [
     "DecodeError",
     "decode_batch",
     "decode_conf_state",
+    "decode_install_snapshot",
     "decode_message",
     "decode_snapshot_meta",
     "encode_batch",
     "encode_conf_state",
+    "encode_install_snapshot",
     "encode_into",
     "encode_message",
     "encode_snapshot_meta",
@@ -158,12 +160,16 @@ def _enc_heartbeat_resp(m: HeartbeatResponse, out: PbMessage) -> None:
     p.context = m.context
 
 
-def _enc_snapshot(m: InstallSnapshot, out: PbMessage) -> None:
-    p = out.install_snapshot
+def encode_install_snapshot(m: InstallSnapshot, p: PbMessage) -> None:
+    """Write ``m`` into a ``raft_pb2.InstallSnapshot`` (e.g. a SnapshotChunk's header)."""
     p.src = m.src
     p.dst = m.dst
     p.term = m.term
     encode_snapshot_meta(m.meta, p.meta)
+
+
+def _enc_snapshot(m: InstallSnapshot, out: PbMessage) -> None:
+    encode_install_snapshot(m, out.install_snapshot)
 
 
 def _enc_timeout_now(m: TimeoutNow, out: PbMessage) -> None:
@@ -246,7 +252,8 @@ def _dec_heartbeat_resp(p: PbMessage) -> HeartbeatResponse:
     return HeartbeatResponse(p.src, p.dst, p.term, p.context)
 
 
-def _dec_snapshot(p: PbMessage) -> InstallSnapshot:
+def decode_install_snapshot(p: PbMessage) -> InstallSnapshot:
+    """The core message in a ``raft_pb2.InstallSnapshot``."""
     return InstallSnapshot(p.src, p.dst, p.term, decode_snapshot_meta(p.meta))
 
 
@@ -261,7 +268,7 @@ _DECODERS: dict[str, Callable[[PbMessage], Message]] = {
     "vote_response": _dec_vote_resp,
     "heartbeat": _dec_heartbeat,
     "heartbeat_response": _dec_heartbeat_resp,
-    "install_snapshot": _dec_snapshot,
+    "install_snapshot": decode_install_snapshot,
     "timeout_now": _dec_timeout_now,
 }
 
