@@ -1,0 +1,122 @@
+"""Many concurrent requests over one long-lived ``KV.Batch`` stream.
+
+A unary gRPC call per operation costs a full call set-up on both sides; the Batch stream
+pays it once. Each request gets an id unique on its stream and a future; one reader task
+resolves futures as responses arrive, in any order. If the stream breaks, every request
+still in flight fails with a :class:`~kvraft.client.failure.Failure` (in doubt unless the
+connection was never made) and the next request opens a new stream.
+
+Concurrency: all methods run on the event loop that created the stream; requests from
+any number of tasks may be in flight at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from kvraft._pb.kvraft.v1 import kv_pb2
+from kvraft.client.failure import Failure, Kind, from_batch_error, from_rpc_error, timed_out
+
+
+class BatchUnsupported(Exception):
+    """The server does not implement the Batch stream; use unary calls."""
+
+
+class BatchStream:
+    """One Batch call to one endpoint, opened on first use and re-opened after a break."""
+
+    def __init__(self, stub: Any, endpoint: str) -> None:
+        self._stub = stub  # a KVStub on the endpoint's channel
+        self.endpoint = endpoint  # address, for failure messages
+        self._ids = itertools.count(1)  # request ids; unique for the life of this object
+        self._pending: dict[int, asyncio.Future[Any]] = {}  # id -> future, while in flight
+        self._queue: asyncio.Queue[Any] | None = None  # requests to write; None = closed
+        self._reader: asyncio.Task[None] | None = None  # resolves futures; None = no stream
+        self._call: Any = None  # the grpc.aio stream-stream call while open
+        self._closed = False  # set by close(); no new requests after it
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def _open(self) -> None:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._queue = queue
+
+        async def requests() -> AsyncIterator[Any]:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                yield item
+
+        self._call = self._stub.Batch(requests())
+        self._reader = asyncio.get_running_loop().create_task(self._read(self._call, queue))
+
+    async def _read(self, call: Any, queue: asyncio.Queue[Any]) -> None:
+        failure: Failure | BatchUnsupported
+        try:
+            async for resp in call:
+                fut = self._pending.pop(resp.id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(resp)
+            failure = Failure(Kind.IN_DOUBT, "UNAVAILABLE", "the server closed the stream",
+                              self.endpoint)
+        except grpc.aio.AioRpcError as e:
+            if e.code() is grpc.StatusCode.UNIMPLEMENTED:
+                failure = BatchUnsupported(str(e.details()))
+            else:
+                failure = from_rpc_error(e, self.endpoint)
+        except asyncio.CancelledError:
+            failure = Failure(Kind.IN_DOUBT, "CANCELLED", "the client closed the stream",
+                              self.endpoint)
+        finally:
+            if self._queue is queue:  # this stream is over; the next request opens anew
+                self._queue, self._reader, self._call = None, None, None
+        pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(failure)
+
+    async def request(self, timeout: float, **op: Any) -> Any:
+        """Send one request (``range=..``, ``put=..``, ``delete_range=..`` or ``txn=..``)
+        and return the response message of the same kind. Raises Failure (including a
+        timeout after ``timeout`` seconds, in doubt) or BatchUnsupported."""
+        if self._closed:
+            raise Failure(Kind.FATAL, "CANCELLED", "client closed", self.endpoint)
+        if self._queue is None:
+            self._open()
+        assert self._queue is not None
+        req_id = next(self._ids)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[req_id] = fut
+        self._queue.put_nowait(kv_pb2.BatchRequest(id=req_id, **op))
+        try:
+            resp = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise timed_out(self.endpoint, timeout) from None
+        finally:
+            self._pending.pop(req_id, None)
+        kind = resp.WhichOneof("response")
+        if kind == "error":
+            raise from_batch_error(resp.error, self.endpoint)
+        return getattr(resp, kind)
+
+    async def close(self) -> None:
+        """End the stream; requests still in flight fail (in doubt)."""
+        self._closed = True
+        if self._queue is not None:
+            self._queue.put_nowait(None)
+        call, reader = self._call, self._reader
+        if call is not None:
+            call.cancel()
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
