@@ -205,6 +205,9 @@ class Node:
     alive: bool = True
 
 
+Filter = Callable[[Message], "bool | Message"]
+"""Network filter: True drops a message, False lets it through, a Message replaces it."""
+
 SNAPSHOT_DATA: dict[tuple[int, int], list[Entry]] = {}
 """State machine contents at (index, term), shared by all nodes (Raft makes it unique)."""
 
@@ -254,6 +257,7 @@ class Cluster:
             text = describe_ready(nid, rd)
             if text:
                 self.trace.append(text)
+        check_message_split(rd)
         node.store.save(entries=rd.entries, hard_state=rd.hard_state, snapshot=rd.snapshot)
         if rd.snapshot is not None:
             node.applied = list(SNAPSHOT_DATA.get((rd.snapshot.index, rd.snapshot.term), []))
@@ -273,7 +277,7 @@ class Cluster:
         node.raw.advance(rd)
         return rd
 
-    def deliver(self, drop: Callable[[Message], bool] | None = None) -> int:
+    def deliver(self, drop: Filter | None = None) -> int:
         """Deliver every in-flight message once (those sent meanwhile wait); returns how
         many were delivered."""
         batch, self.network = self.network, []
@@ -282,15 +286,19 @@ class Cluster:
             dst = self.nodes.get(m.dst)
             if dst is None or not dst.alive or (m.src, m.dst) in self.cut:
                 continue
-            if drop is not None and drop(m):
-                continue
+            if drop is not None:
+                verdict = drop(m)
+                if verdict is True:
+                    continue
+                if verdict is not False:
+                    m = verdict
             if self.recording:
                 self.trace.append(f"  deliver {describe_msg(m)}")
             dst.raw.step(m)
             n += 1
         return n
 
-    def stabilize(self, drop: Callable[[Message], bool] | None = None, limit: int = 10000) -> None:
+    def stabilize(self, drop: Filter | None = None, limit: int = 10000) -> None:
         """Process and deliver until the cluster is quiet."""
         for _ in range(limit):
             busy = False
@@ -304,22 +312,49 @@ class Cluster:
                 return
         raise AssertionError("cluster did not stabilize")
 
+    def round(self, drop: Filter | None = None) -> None:
+        """One step of the whole cluster: every node processes a Ready, then every
+        in-flight message is delivered once (one network hop)."""
+        for nid in sorted(self.nodes):
+            self.process(nid)
+        self.deliver(drop)
+
+    def rounds_until(self, done: Callable[[], bool], limit: int = 100) -> int:
+        """Run rounds until ``done()``; returns how many it took."""
+        for n in range(limit + 1):
+            if done():
+                return n
+            self.round()
+        raise AssertionError(f"condition not reached within {limit} rounds")
+
     def tick(self, nids: Iterable[int] | None = None, n: int = 1) -> None:
         for _ in range(n):
             for nid in sorted(self.nodes) if nids is None else nids:
                 if self.nodes[nid].alive:
                     self.nodes[nid].raw.tick()
 
-    def run(self, ticks: int, drop: Callable[[Message], bool] | None = None) -> None:
+    def run(self, ticks: int, drop: Filter | None = None) -> None:
         """Tick every live node ``ticks`` times, stabilizing after each tick."""
         for _ in range(ticks):
             self.tick()
             self.stabilize(drop)
 
+    def expire_leader(self) -> None:
+        """Let every live node's election timer run out once (so none still believes in
+        a leader), discarding the campaign messages that causes."""
+        ticks = int(self.config.get("election_ticks", 10))  # type: ignore[call-overload]
+        self.tick(n=ticks)
+        for nid in sorted(self.nodes):
+            self.process(nid, send=False)
+
     def elect(self, nid: int) -> None:
-        """Make ``nid`` leader (campaign, then let the network settle)."""
-        self[nid].campaign()
-        self.stabilize()
+        """Make ``nid`` leader (campaign, then let the network settle; a campaign that
+        only teaches it a higher term is retried)."""
+        for _ in range(3):
+            self[nid].campaign()
+            self.stabilize()
+            if self[nid].role is Role.LEADER:
+                break
         assert self[nid].role is Role.LEADER, f"node {nid} did not win: {self[nid].status()}"
 
     # -------------------------------------------------------------- faults
@@ -384,6 +419,21 @@ class Cluster:
         out = "\n".join(self.trace)
         self.trace = []
         return out
+
+
+def needs_durability(m: Message) -> bool:
+    """Messages that promise durable state: vote grants and append acks."""
+    if isinstance(m, VoteResponse):
+        return m.granted and not m.pre_vote
+    return isinstance(m, AppendResponse) and not m.reject
+
+
+def check_message_split(rd: Ready) -> None:
+    """Ready contract: persisted_messages are exactly the vote grants and append acks."""
+    for m in rd.persisted_messages:
+        assert needs_durability(m), f"needlessly delayed: {describe_msg(m)}"
+    for m in rd.messages:
+        assert not needs_durability(m), f"sent before persisting: {describe_msg(m)}"
 
 
 def start_recording(c: Cluster) -> None:
