@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import grpc
@@ -218,5 +219,36 @@ def test_update_peers_follows_membership_changes(tmp_path: Path) -> None:
         await t.close()
         for n in (a, b, c):
             await n.stop()
+
+    run(main())
+
+
+class Frozen(raft_pb2_grpc.RaftServicer):  # type: ignore[misc]
+    """Accepts Send streams, then never reads from them (a peer stuck in a long pause)."""
+
+    async def Send(
+        self, request_iterator: object, context: grpc.aio.ServicerContext
+    ) -> None:
+        await context.send_initial_metadata(((wire.FROM_KEY, "2"),))
+        await asyncio.Event().wait()
+
+
+def test_a_peer_that_stops_reading_is_reported_unreachable(tmp_path: Path) -> None:
+    async def main() -> None:
+        server = grpc.aio.server(options=list(wire.SERVER_OPTIONS))
+        raft_pb2_grpc.add_RaftServicer_to_server(Frozen(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        reports = Reports()
+        cfg = TransportConfig(write_timeout=0.5, backoff_min=0.01, backoff_max=0.1)
+        t = transport({2: f"127.0.0.1:{port}"}, reports, cfg)
+        payload = b"p" * 256_000
+        for i in range(40):  # ~10 MB: far beyond what HTTP/2 flow control lets through
+            t.send([AppendEntries(1, 2, 1, i, 1, (Entry(1, i + 1, data=payload),), 0)])
+        await reports.signal.wait_for(lambda: 2 in reports.unreachable, "unreachable report")
+        stats = t.stats()[2]
+        assert stats.connects >= 1 and stats.failures >= 1 and stats.dropped >= 1
+        await t.close()
+        await server.stop(grace=None)
 
     run(main())
