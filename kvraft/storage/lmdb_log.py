@@ -29,6 +29,7 @@ snapshot and hard state) and raises Corrupted naming the database and index on d
 from __future__ import annotations
 
 import bisect
+import fcntl
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,16 +116,21 @@ class LmdbLogStore:
     def __init__(self, path: str | os.PathLike[str], *, map_size: int = DEFAULT_MAP_SIZE) -> None:
         self._path = Path(path)  # the environment's directory
         self._closed = False  # True after close(); every call then raises StorageError
-        self._env = _open_env(self._path, map_size)  # the node's one LMDB environment
+        self._lock_fd = _lock_dir(self._path)  # exclusive flock: one process per store
+        try:
+            self._env = _open_env(self._path, map_size)  # the node's one LMDB environment
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         try:
             self._log = self._env.open_db(DB_LOG.encode())  # index -> entry
             self._meta = self._env.open_db(DB_META.encode())  # metadata records
             self._view = self._load()  # the state as of the last commit
-        except lmdb.Error as exc:
+        except BaseException as exc:
             self._env.close()
-            raise StorageError(f"{self._where()}: cannot read the store: {exc}") from exc
-        except BaseException:
-            self._env.close()
+            os.close(self._lock_fd)
+            if isinstance(exc, lmdb.Error):
+                raise StorageError(f"{self._where()}: cannot read the store: {exc}") from exc
             raise
 
     # ------------------------------------------------------------------ sharing
@@ -253,6 +259,7 @@ class LmdbLogStore:
         if not self._closed:
             self._closed = True
             self._env.close()
+            os.close(self._lock_fd)
 
     # ------------------------------------------------------------------ helpers
     def _where(self) -> str:
@@ -382,10 +389,29 @@ class _WriteTxn:
         return StorageError(f"{self._store._where()}: {self._what} failed: {exc}{hint}")
 
 
+def _lock_dir(path: Path) -> int:
+    """Create ``path`` and hold an exclusive lock on path/LOCK (released when the process
+    dies), so two processes can never run one node's store at once."""
+    lock = path / "LOCK"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StorageError(f"raft log store at {path}: cannot create {lock}: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise StorageError(
+            f"raft log store at {path} is in use by another process or store object "
+            f"(lock {lock} is held); stop it first"
+        ) from exc
+    return fd
+
+
 def _open_env(path: Path, map_size: int) -> lmdb.Environment:
     """Open (creating if needed) the environment and make its directory entry durable."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
         env = lmdb.open(
             str(path),
             map_size=map_size,

@@ -207,3 +207,13 @@ def test_not_an_lmdb_file_is_reported(path: Path) -> None:
     (path / "data.mdb").write_bytes(b"this is not a database" * 500)
     with pytest.raises(Corrupted, match="not a valid LMDB environment"):
         open_store(path)
+
+
+def test_a_store_in_use_cannot_be_opened_twice(path: Path) -> None:
+    s = open_store(path)
+    try:
+        with pytest.raises(StorageError, match="in use by another process"):
+            open_store(path)
+    finally:
+        s.close()
+    open_store(path).close()  # free again once closed
