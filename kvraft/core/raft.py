@@ -48,7 +48,10 @@ Rules, beyond the Raft paper's Figure 2:
 - Leadership transfer: catch the target up, send TimeoutNow (target campaigns at once,
   without pre-vote, and voters skip leader stickiness); refuse proposals meanwhile;
   give up after ``election_ticks``.
-- Membership (membership.py): one change at a time, effective when applied.
+- Membership (membership.py): one change at a time, effective when applied. The first
+  leader of a brand-new cluster (empty log) appends its membership as ADD_VOTER /
+  ADD_LEARNER entries after its no-op, so a node that joins later and replays the log
+  from index 1 rebuilds the membership (for existing members they change nothing).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ from kvraft.core.types import (
     AppendEntries,
     AppendResponse,
     ConfChange,
+    ConfChangeType,
     ConfState,
     Entry,
     EntryType,
@@ -188,7 +192,22 @@ class Raft:
         me.match = self.log.persisted_index()
         me.become_replicate()
         self.pending_conf_index = last
-        self._append([Entry(self.term, last + 1)])
+        entries = [Entry(self.term, last + 1)]
+        if last == 0:
+            entries.extend(self._bootstrap_entries(last + 2))
+            self.pending_conf_index = entries[-1].index
+        self._append(entries)
+
+    def _bootstrap_entries(self, first: int) -> list[Entry]:
+        """The first leader of a new cluster writes its membership into the log, so a
+        node added later and replaying the log from index 1 learns it too (members
+        apply these as no-ops)."""
+        changes = [ConfChange(ConfChangeType.ADD_VOTER, v) for v in sorted(self.voters.ids())]
+        changes += [ConfChange(ConfChangeType.ADD_LEARNER, n) for n in sorted(self.learners)]
+        return [
+            Entry(self.term, first + k, EntryType.CONF_CHANGE, encode_conf_change(cc))
+            for k, cc in enumerate(changes)
+        ]
 
     def _add_progress(self, node: int, next_index: int) -> None:
         pr = Progress(next_index, self.cfg.max_inflight_msgs, self.cfg.max_inflight_bytes)

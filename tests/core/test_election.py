@@ -84,9 +84,10 @@ def test_transcript_of_a_pre_vote_election() -> None:
     c.round()
     assert c.transcript().splitlines()[:3] == [
         "1: soft leader leader=1 t1",
-        "1: entries [1/1]",
-        "  send 1->2 App t1 prev=0/0 [1/1] commit=0",
-    ], "the new leader appends an empty entry of its term"
+        "1: entries [1/1 2/1:add_voter(1) 3/1:add_voter(2) 4/1:add_voter(3)]",
+        "  send 1->2 App t1 prev=0/0 [1/1 2/1:add_voter(1) 3/1:add_voter(2) 4/1:add_voter(3)] "
+        "commit=0",
+    ], "a new leader appends an empty entry of its term (+ the first one, the membership)"
 
 
 def test_partitioned_node_does_not_disrupt_on_return_with_pre_vote() -> None:

@@ -138,31 +138,33 @@ def test_divergent_follower_is_repaired_in_few_round_trips() -> None:
 
 def test_figure_8_commit_only_by_counting_current_term_entries() -> None:
     """Raft paper Figure 8: an old-term entry stored on a majority is not committed by a
-    later leader until an entry of its own term is; otherwise it could be overwritten."""
+    later leader until an entry of its own term is; otherwise it could be overwritten.
+    Index ``b + 1`` plays the figure's index 2 (``b`` = what the first leader committed)."""
     c = Cluster(5, max_entries_per_msg=1)
-    c.elect(1)  # (a) S1 leads term 1, index 1 (no-op) committed everywhere
+    c.elect(1)  # (a) S1 leads term t1; its first entries are committed everywhere
     t1 = c[1].term
+    b = c[1].commit
     c.partition([1, 2], [3, 4, 5])
-    c.propose(1, "a")  # index 2 reaches S1 and S2 only
+    c.propose(1, "a")  # index b+1 reaches S1 and S2 only
     c.stabilize()
-    assert c.log_terms(2)[-1] == (2, t1)
-    c.crash(1)  # (b) S5 wins with S3, S4 and writes its own index 2
+    assert c.log_terms(2)[-1] == (b + 1, t1)
+    c.crash(1)  # (b) S5 wins with S3, S4 and writes its own index b+1
     c.partition([3, 4, 5], [2])
     c.expire_leader()
     c[5].campaign()
     c.stabilize(drop=lambda m: isinstance(m, AppendEntries) and m.src == 5)
     t2 = c[5].term
-    assert c[5].role is Role.LEADER and c.log_terms(5)[-1] == (2, t2)
+    assert c[5].role is Role.LEADER and c.log_terms(5)[-1] == (b + 1, t2)
     c.crash(5)  # (c) S5 down before replicating; S1 back, elected with S2, S3, S4
     c.heal()
     c.restart(1)
     c.expire_leader()  # everyone forgets S5
 
-    # S1 replicates only index 2 (term t1) to S3, never its own index 3: the old entry
+    # S1 replicates only index b+1 (term t1) to S3, never its own index b+2: the old entry
     # sits on a majority (S1, S2, S3) but must not commit.
     def old_entry_only(m: Message) -> bool | Message:
         if isinstance(m, AppendEntries):
-            return replace(m, entries=tuple(e for e in m.entries if e.index < 3))
+            return replace(m, entries=tuple(e for e in m.entries if e.index <= b + 1))
         return False
 
     for _ in range(2):  # the first pre-vote only teaches S1 the current term
@@ -171,10 +173,9 @@ def test_figure_8_commit_only_by_counting_current_term_entries() -> None:
     assert c[1].role is Role.LEADER
     t3 = c[1].term
     c.run(3, drop=old_entry_only)
-    assert [(i, t) for i, t in c.log_terms(3)][:2] == [(1, t1), (2, t1)]
-    assert all(c.nodes[n].store.ents[1].term == t1 for n in (1, 2, 3))
-    assert c[1].commit == 1, "index 2 on a majority, but of an older term: not committed"
-    # (d) S1 crashes; S5 returns and wins with S2, S3, S4, overwriting index 2 everywhere.
+    assert all(c.log_terms(n)[b] == (b + 1, t1) for n in (1, 2, 3))
+    assert c[1].commit == b, "index b+1 on a majority, but of an older term: not committed"
+    # (d) S1 crashes; S5 returns and wins with S2, S3, S4, overwriting index b+1 everywhere.
     c.crash(1)
     c.restart(5)
     c.expire_leader()
@@ -182,7 +183,7 @@ def test_figure_8_commit_only_by_counting_current_term_entries() -> None:
     assert c[5].term > t3
     c.restart(1)
     c.run(10)
-    assert all(c.log_terms(n)[1] == (2, t2) for n in c.nodes), "S1's index 2 overwritten"
+    assert all(c.log_terms(n)[b] == (b + 1, t2) for n in c.nodes), "S1's entry overwritten"
     assert all("a" not in c.applied_data(n) for n in c.nodes), "never applied anywhere"
 
 
