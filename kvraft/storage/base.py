@@ -112,6 +112,12 @@ class LogStore(LogReader, Protocol):
         on (until an installed snapshot replaces it)."""
         ...
 
+    def disk_size(self) -> int:
+        """Approximate bytes the store occupies, for status and metrics: the LMDB
+        environment's used pages (all sub-databases) on disk; for the memory store, the
+        sum of Entry.size() of the log."""
+        ...
+
     def close(self) -> None:
         """Release the store's resources. Idempotent. Any other call afterwards raises
         StorageError."""

@@ -40,6 +40,7 @@ import lmdb
 from kvraft.core.types import ConfState, Entry, HardState, SnapshotMeta
 from kvraft.errors import Compacted, Corrupted, StorageError, Unavailable
 from kvraft.storage import records as rec
+from kvraft.storage.base import LogStore
 from kvraft.storage.plan import LogBounds, check_compact, plan_save
 
 DEFAULT_MAP_SIZE = 64 << 30
@@ -444,3 +445,7 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _conforms(s: LmdbLogStore) -> LogStore:
+    return s  # mypy proves LmdbLogStore implements the LogStore protocol

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from kvraft.core.types import ConfState, Entry, HardState, SnapshotMeta
 from kvraft.errors import Compacted, StorageError, Unavailable
+from kvraft.storage.base import LogStore
 from kvraft.storage.plan import LogBounds, check_compact, limit_size, plan_save
 
 
@@ -80,12 +81,13 @@ class MemoryLogStore:
             plan = plan_save(self._bounds(), self._term, entries, hard_state, snapshot)
             if plan.snapshot is not None:
                 cut = plan.snapshot.index - self._snap.index
-                self._ents = self._ents[cut:] if plan.keep_log else []
+                del self._ents[: cut if plan.keep_log else len(self._ents)]
                 self._snap = plan.snapshot
                 self._conf = plan.snapshot.conf_state
             if plan.entries:
                 keep = plan.entries[0].index - (self._snap.index + 1)
-                self._ents = self._ents[:keep] + list(plan.entries)
+                del self._ents[keep:]
+                self._ents.extend(plan.entries)
             if plan.hard_state is not None:
                 self._hard = plan.hard_state
 
@@ -93,13 +95,18 @@ class MemoryLogStore:
         with self._lock:
             self._check_open()
             check_compact(self._bounds(), self._term, meta)
-            self._ents = self._ents[meta.index - self._snap.index :]
+            del self._ents[: meta.index - self._snap.index]
             self._snap = meta
 
     def save_conf_state(self, cs: ConfState) -> None:
         with self._lock:
             self._check_open()
             self._conf = cs
+
+    def disk_size(self) -> int:
+        with self._lock:
+            self._check_open()
+            return sum(e.size() for e in self._ents)
 
     def close(self) -> None:
         with self._lock:
@@ -124,3 +131,7 @@ class MemoryLogStore:
             last = self._snap.index + len(self._ents)
             raise Unavailable(f"term of {index}: beyond last index {last}")
         return self._ents[k].term
+
+
+def _conforms(s: MemoryLogStore) -> LogStore:
+    return s  # mypy proves MemoryLogStore implements the LogStore protocol

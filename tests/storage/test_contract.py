@@ -221,3 +221,9 @@ def test_closed_store_refuses_calls(store: LogStore) -> None:
         store.last_index()
     with pytest.raises(StorageError):
         store.save(entries=ents(1, 2, 1))
+
+
+def test_disk_size_grows_with_the_log(store: LogStore) -> None:
+    before = store.disk_size()
+    store.save(entries=ents(1, 2001, 1, size=500))
+    assert store.disk_size() >= before + 2000 * 500

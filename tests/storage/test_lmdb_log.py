@@ -67,16 +67,6 @@ def test_state_store_shares_the_environment(path: Path) -> None:
         s.close()
 
 
-def test_disk_size_grows_with_the_log(path: Path) -> None:
-    s = open_store(path)
-    try:
-        before = s.disk_size()
-        s.save(entries=[Entry(1, i, data=os.urandom(1000)) for i in range(1, 1001)])
-        assert s.disk_size() >= before + 1000 * 1000
-    finally:
-        s.close()
-
-
 def test_full_map_is_a_clear_storage_error_and_changes_nothing(path: Path) -> None:
     s = LmdbLogStore(path, map_size=1 << 20)
     try:
