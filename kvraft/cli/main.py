@@ -11,7 +11,14 @@ import importlib
 import sys
 
 # Subcommand modules, in the order `kvraft --help` lists them. Each module owns its flags.
-SUBCOMMAND_MODULES: tuple[str, ...] = ()
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "kv",
+    "status",
+    "member",
+    "leader",
+    "snapshot",
+    "cluster",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

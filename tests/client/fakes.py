@@ -10,9 +10,11 @@ Counters record what each node was asked, so tests can assert on the client's ro
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -392,3 +394,21 @@ class FakeNode(kv_pb2_grpc.KVServicer, admin_pb2_grpc.AdminServicer):
             yield admin_pb2.SaveSnapshotResponse(
                 index=7, term=2, total_size=len(data), offset=off, data=piece, crc32=crc,
                 last=last, file_crc32=zlib.crc32(data) if last else 0)
+
+
+@contextlib.contextmanager
+def fake_cluster_in_thread(size: int = 3) -> Iterator[FakeCluster]:
+    """A FakeCluster served by an event loop in another thread, for blocking callers
+    (SyncClient, the CLI's main()). Tests may flip behaviours between calls."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    fake = FakeCluster(size)
+    try:
+        asyncio.run_coroutine_threadsafe(fake.start(), loop).result()
+        yield fake
+    finally:
+        asyncio.run_coroutine_threadsafe(fake.stop(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()

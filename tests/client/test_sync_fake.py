@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
 
@@ -10,23 +9,13 @@ import pytest
 
 from kvraft import SyncClient
 from kvraft.client import Cmp, InvalidArgument, Op
-from tests.client.fakes import FakeCluster
+from tests.client.fakes import FakeCluster, fake_cluster_in_thread
 
 
 @pytest.fixture
 def cluster() -> Iterator[FakeCluster]:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    fake = FakeCluster(3)
-    asyncio.run_coroutine_threadsafe(fake.start(), loop).result()
-    try:
+    with fake_cluster_in_thread() as fake:
         yield fake
-    finally:
-        asyncio.run_coroutine_threadsafe(fake.stop(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
 
 
 def test_sync_client_round_trip(cluster: FakeCluster) -> None:

@@ -1,0 +1,64 @@
+"""``kvraft member list|add|remove|promote``: change who is in the cluster.
+
+To add a node: start it with ``kvraft serve --join ...`` (it waits to be added), then
+``kvraft member add ID ADDRESS`` (``--learner`` to add it as a non-voter first and
+``kvraft member promote ID`` once it has caught up).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kvraft.cli.common import EXIT_OK, add_client_options, with_client
+from kvraft.cli.output import emit
+from kvraft.client import Client, Member
+
+
+def print_members(members: list[Member], fmt: str, message: str | None = None) -> None:
+    rows = [{"id": m.id, "address": m.address, "role": "learner" if m.learner else "voter"}
+            for m in members]
+    simple = ([message] if message else []) + [
+        f"{r['id']}\t{r['address']}\t{r['role']}" for r in rows]
+    emit(rows, ["id", "address", "role"], fmt, simple=simple,
+         json_value={"members": rows} if message is None else {"result": message,
+                                                               "members": rows})
+
+
+async def _run(c: Client, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        print_members(await c.members(), args.write_out)
+        return EXIT_OK
+    if args.action == "add":
+        members = await c.add_member(args.id, args.address, learner=args.learner)
+        role = "learner" if args.learner else "voter"
+        what = f"added node {args.id} ({args.address}) as a {role}"
+    elif args.action == "remove":
+        members = await c.remove_member(args.id)
+        what = f"removed node {args.id}"
+    else:
+        members = await c.promote_member(args.id)
+        what = f"promoted node {args.id} to voter"
+    print_members(members, args.write_out, what)
+    return EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("member", help="list, add, remove or promote members")
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    s = sub.add_parser("list", help="list the members")
+    add_client_options(s, default_format="table")
+    s = sub.add_parser("add", help="add a voter (or --learner)",
+                       description="Add node ID at ADDRESS. Start it first with "
+                       "`kvraft serve --join --id ID --listen ADDRESS ...`.")
+    s.add_argument("id", type=int)
+    s.add_argument("address", help="host:port the new node listens on")
+    s.add_argument("--learner", action="store_true", help="add as a non-voting learner")
+    add_client_options(s)
+    s = sub.add_parser("remove", help="remove a member")
+    s.add_argument("id", type=int)
+    add_client_options(s)
+    s = sub.add_parser("promote", help="turn a learner into a voter")
+    s.add_argument("id", type=int)
+    add_client_options(s)
+    p.set_defaults(func=lambda a: with_client(a, lambda c: _run(c, a)))
