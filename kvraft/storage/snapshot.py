@@ -82,6 +82,22 @@ class SnapshotInfo:
         p = self.position
         return SnapshotMeta(index=p.index, term=p.term, conf_state=p.conf_state)
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready summary (for ``kvraft snapshot status``)."""
+        p = self.position
+        return {
+            "path": str(self.path),
+            "format_version": self.format_version,
+            "index": p.index,
+            "term": p.term,
+            "revision": p.revision,
+            "log_time_ms": p.log_time_ms,
+            "conf_state": p.conf_state.to_dict(),
+            "size_bytes": self.size_bytes,
+            "keys": self.keys,
+            "sessions": self.sessions,
+        }
+
 
 # ============================================================================ writing
 class _Sink:
