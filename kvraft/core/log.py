@@ -131,18 +131,26 @@ class RaftLog:
         return out
 
     def find_conflict_by_term(self, index: int, term: int) -> tuple[int, int]:
-        """The largest index <= ``index`` whose term is <= ``term``, with that term.
-        Stops (returning term 0) at the compacted boundary. Used for fast backtracking."""
-        index = min(index, self.last_index())
-        while index > 0:
-            try:
-                t = self.term(index)
-            except Compacted:
-                return index, 0
-            if t <= term:
-                return index, t
-            index -= 1
-        return 0, 0
+        """The largest index <= ``index`` whose term is <= ``term``, with that term; at
+        the compacted boundary the answer is (first_index()-1, 0) if even that entry's
+        term is larger. Terms never decrease along a log, so this is a binary search.
+        Used for fast backtracking."""
+        hi = min(index, self.last_index())
+        lo = self.first_index() - 1
+        if hi < lo:
+            return hi, 0
+        t = self.term(hi)
+        if t <= term:
+            return hi, t
+        if self.term(lo) > term:
+            return lo, 0
+        while lo < hi - 1:  # Invariant: term(lo) <= term < term(hi)
+            mid = (lo + hi) // 2
+            if self.term(mid) <= term:
+                lo = mid
+            else:
+                hi = mid
+        return lo, self.term(lo)
 
     # ------------------------------------------------------------------ mutation
     def append(self, entries: Sequence[Entry]) -> None:

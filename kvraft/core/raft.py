@@ -451,6 +451,8 @@ class Raft:
 
     # ================================================================= leader side
     def _handle_append_response(self, m: AppendResponse) -> None:
+        if m.index > self.log.last_index():
+            return  # acks something this leader never sent: not from this term's log
         pr = self.progress[m.src]
         pr.last_active = pr.last_ack = self.now
         if m.reject:

@@ -116,3 +116,17 @@ def test_committed_entries_only_once_durable() -> None:
 def test_applied_beyond_log_is_refused() -> None:
     with pytest.raises(ValueError, match="lost entries"):
         RaftLog(store_with(1), applied=5)
+
+
+def test_find_conflict_by_term_matches_a_linear_scan() -> None:
+    terms = [1] * 40 + [3] * 25 + [4] + [7] * 30
+    s = store_with(*terms)
+    s.compact(SnapshotMeta(10, 1))
+    log = RaftLog(s, applied=10)
+    for index in range(10, len(terms) + 3):
+        for term in range(0, 9):
+            i = min(index, len(terms))
+            while i > 10 and terms[i - 1] > term:
+                i -= 1
+            expected = (i, log.term(i)) if log.term(i) <= term else (10, 0)
+            assert log.find_conflict_by_term(index, term) == expected, (index, term)
