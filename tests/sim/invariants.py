@@ -19,10 +19,10 @@ Properties (Raft paper §5.2-5.4, Figure 3), and how each is observed:
 - State machine safety: the sequences of applied entries are prefixes of one history.
 - Monotonicity: term and commit never decrease, and a vote never changes within a term,
   for each incarnation of a node and for its durable hard state across crashes.
-- Votes: a node never grants its vote (as sent on the wire) to two candidates in a term,
-  across crashes.
-- Persist before send: a message that leaves a node never depends on state the node has
-  not made durable (its term; a granted vote; an acknowledged log index).
+- Votes: a node never votes for two candidates in a term, across crashes (votes seen as
+  grants sent on the wire and as votes written to its disk).
+- Persist before send: a message that leaves a node never promises state the node has
+  not made durable (a granted vote; an acknowledged log index; a leader's term).
 - Linearizable reads: a ReadIndex answer is >= every commit index observed anywhere
   before the read was issued, and each read is answered or dropped at most once.
 """
@@ -41,7 +41,6 @@ from kvraft.core.types import (
     Heartbeat,
     InstallSnapshot,
     Message,
-    RequestVote,
     TimeoutNow,
     VoteResponse,
 )
@@ -102,20 +101,28 @@ class LogMatching:
 # ============================================================================ leader completeness
 @dataclass(slots=True)
 class LeaderCompleteness:
+    """Commit indexes are observed on the running cores (``observe_commit``); the terms of
+    committed entries only where the simulator sees a node's log exactly, i.e. right after
+    the node handed out all its unstable entries in a Ready (``record_committed``)."""
+
     committed_terms: dict[int, int] = field(default_factory=dict)
-    """index -> term of the entry committed there (as seen in some committing node's log)."""
-    by_term: dict[int, tuple[int, int]] = field(default_factory=dict)
-    """term t -> (highest index seen committed by a node in term t, highest such index whose
-    entry term is known)."""
+    """index -> term of the entry committed there (as seen in a committing node's log)."""
+    by_term: dict[int, int] = field(default_factory=dict)
+    """term t -> highest index seen committed by a node while in term t."""
     max_commit: int = 0
     """Highest commit index ever observed on any node."""
 
-    def observe_commit(
-        self, node: int, node_term: int, old: int, new: int, term_at: Callable[[int], int | None]
+    def observe_commit(self, node_term: int, commit: int) -> None:
+        """A node in term ``node_term`` has commit index ``commit``."""
+        if commit > self.by_term.get(node_term, 0):
+            self.by_term[node_term] = commit
+        self.max_commit = max(self.max_commit, commit)
+
+    def record_committed(
+        self, node: int, lo: int, hi: int, term_at: Callable[[int], int | None]
     ) -> None:
-        """Node ``node`` (in term ``node_term``) moved its commit index from old to new."""
-        known = 0
-        for i in range(max(old, 0) + 1, new + 1):
+        """Entries (lo, hi] of ``node``'s log are committed; ``term_at`` is exact."""
+        for i in range(lo + 1, hi + 1):
             t = term_at(i)
             if t is None:
                 continue
@@ -125,34 +132,34 @@ class LeaderCompleteness:
                     f"commit: node {node} committed index {i} with term {t}, "
                     f"another node committed term {prev} there"
                 )
-            known = i
-        hi, hi_known = self.by_term.get(node_term, (0, 0))
-        self.by_term[node_term] = (max(hi, new), max(hi_known, known))
-        self.max_commit = max(self.max_commit, new)
 
-    def check_leader(
-        self, node: int, term: int, last_index: int, term_at: Callable[[int], int | None]
-    ) -> None:
-        """``node`` leads ``term`` and its (in-memory) log ends at ``last_index``;
-        ``term_at(i)`` answers the term of its entry i where the simulator can see it."""
-        need = need_known = 0
-        for t, (hi, hi_known) in self.by_term.items():
-            if t < term:
-                need = max(need, hi)
-                need_known = max(need_known, hi_known)
+    def required(self, term: int) -> int:
+        """Highest index seen committed by a node in a term before ``term``."""
+        return max((i for t, i in self.by_term.items() if t < term), default=0)
+
+    def check_leader_index(self, node: int, term: int, last_index: int) -> None:
+        """``node`` leads ``term`` and its (in-memory) log ends at ``last_index``."""
+        need = self.required(term)
         if last_index < need:
             raise SafetyViolation(
                 f"leader completeness: leader {node} of term {term} has last index "
                 f"{last_index} but index {need} was committed in an earlier term"
             )
-        if need_known:
-            have = term_at(need_known)
-            want = self.committed_terms[need_known]
-            if have is not None and have != want:
-                raise SafetyViolation(
-                    f"leader completeness: leader {node} of term {term} holds term {have} at "
-                    f"index {need_known}, committed earlier with term {want}"
-                )
+
+    def check_leader_log(self, node: int, term: int, term_at: Callable[[int], int | None]) -> None:
+        """``node`` leads ``term``; ``term_at`` answers its log exactly (None: compacted).
+        By log matching, agreeing at the highest required index means agreeing below."""
+        i = self.required(term)
+        while i > 0 and i not in self.committed_terms:
+            i -= 1
+        if i == 0:
+            return
+        have, want = term_at(i), self.committed_terms[i]
+        if have is not None and have != want:
+            raise SafetyViolation(
+                f"leader completeness: leader {node} of term {term} holds term {have} at "
+                f"index {i}, committed earlier with term {want}"
+            )
 
 
 # ============================================================================ state machine safety
@@ -237,45 +244,61 @@ class Monotonicity:
 @dataclass(slots=True)
 class VoteLedger:
     votes: dict[tuple[int, int], int] = field(default_factory=dict)
-    """(voter, term) -> candidate that voter was seen voting for (grant sent, or own
-    RequestVote sent)."""
+    """(voter, term) -> the candidate that voter was seen voting for: a grant sent on the
+    wire, or a vote on its disk."""
 
-    def _record(self, voter: int, term: int, candidate: int) -> None:
+    def _record(self, voter: int, term: int, candidate: int, how: str) -> None:
         prev = self.votes.setdefault((voter, term), candidate)
         if prev != candidate:
             raise SafetyViolation(
                 f"double vote: node {voter} voted for {prev} and for {candidate} "
-                f"in term {term}"
+                f"in term {term} ({how})"
             )
 
     def observe_sent(self, msg: Message) -> None:
         if isinstance(msg, VoteResponse) and msg.granted and not msg.pre_vote:
-            self._record(msg.src, msg.term, msg.dst)
-        elif isinstance(msg, RequestVote) and not msg.pre_vote:
-            self._record(msg.src, msg.term, msg.src)
+            self._record(msg.src, msg.term, msg.dst, "grant sent")
+
+    def observe_durable(self, node: int, hs: HardState) -> None:
+        if hs.vote:
+            self._record(node, hs.term, hs.vote, "vote on disk")
+
+
+_LEADER_MESSAGES = (AppendEntries, Heartbeat, InstallSnapshot, TimeoutNow)
 
 
 def check_durable_before_send(
     msg: Message, hs: HardState, last_index: int, snapshot_index: int
 ) -> None:
     """``msg`` is leaving its sender whose disk holds hard state ``hs`` and a log ending
-    at ``last_index`` (after a snapshot at ``snapshot_index``). Pre-vote traffic carries
-    a future term and promises nothing, so it is exempt."""
-    if isinstance(msg, RequestVote | VoteResponse) and msg.pre_vote:
-        return
+    at ``last_index`` (after a snapshot at ``snapshot_index``).
+
+    Checked: what a peer relies on after the sender crashes and restarts from its disk.
+    A vote grant needs the vote on disk (or a later term); an append ack needs the
+    acknowledged entries on disk (unless a later term superseded them); a leader's
+    messages need its term on disk (it may count its own vote only once durable).
+    Requests, rejections, heartbeat answers and pre-vote traffic promise nothing durable:
+    they may carry a term not yet on disk."""
     name = type(msg).__name__
+    if isinstance(msg, VoteResponse):
+        promises = msg.granted and not msg.pre_vote
+    elif isinstance(msg, AppendResponse):
+        promises = not msg.reject
+    else:
+        promises = isinstance(msg, _LEADER_MESSAGES)
+    if not promises:
+        return
     if msg.term > hs.term:
         raise SafetyViolation(
             f"persist before send: node {msg.src} sent {name} in term {msg.term} to "
             f"{msg.dst} with term {hs.term} on disk"
         )
-    if isinstance(msg, VoteResponse) and msg.granted and hs.term == msg.term:
-        if hs.vote != msg.dst:
-            raise SafetyViolation(
-                f"persist before send: node {msg.src} granted its term-{msg.term} vote to "
-                f"{msg.dst} with vote {hs.vote} on disk"
-            )
-    if isinstance(msg, AppendResponse) and not msg.reject and hs.term == msg.term:
+    if isinstance(msg, VoteResponse) and hs.term == msg.term and hs.vote != msg.dst:
+        raise SafetyViolation(
+            f"persist before send: node {msg.src} granted its term-{msg.term} vote to "
+            f"{msg.dst} with vote {hs.vote} on disk"
+        )
+    if isinstance(msg, AppendResponse) and hs.term == msg.term:
         if msg.index > max(last_index, snapshot_index):
             raise SafetyViolation(
                 f"persist before send: node {msg.src} acknowledged index {msg.index} to "

@@ -10,6 +10,7 @@ from kvraft.core.types import (
     Entry,
     HardState,
     Heartbeat,
+    HeartbeatResponse,
     RequestVote,
     VoteResponse,
 )
@@ -81,26 +82,31 @@ def test_gap_and_decreasing_term_in_one_log_are_violations() -> None:
 def test_leader_missing_an_earlier_committed_entry_is_a_violation() -> None:
     lc = LeaderCompleteness()
     log = {1: 1, 2: 1, 3: 1}
-    lc.observe_commit(1, node_term=1, old=0, new=3, term_at=log.get)
-    lc.check_leader(2, 2, last_index=3, term_at=log.get)
+    lc.observe_commit(node_term=1, commit=3)
+    lc.record_committed(1, 0, 3, log.get)
+    lc.check_leader_index(2, 2, last_index=3)
+    lc.check_leader_log(2, 2, log.get)
     with pytest.raises(SafetyViolation, match="last index 2"):
-        lc.check_leader(3, 2, last_index=2, term_at={1: 1, 2: 1}.get)
+        lc.check_leader_index(3, 2, last_index=2)
     with pytest.raises(SafetyViolation, match="holds term 2 at index 3"):
-        lc.check_leader(3, 3, last_index=3, term_at={1: 1, 2: 1, 3: 2}.get)
+        lc.check_leader_log(3, 3, {1: 1, 2: 1, 3: 2}.get)
 
 
 def test_leader_of_the_commit_term_itself_is_not_held_to_it() -> None:
     lc = LeaderCompleteness()
-    lc.observe_commit(1, node_term=5, old=0, new=4, term_at=lambda i: 5)
-    lc.check_leader(9, 5, last_index=0, term_at=lambda i: None)  # a stale leader of term 5
-    lc.check_leader(9, 4, last_index=0, term_at=lambda i: None)
+    lc.observe_commit(node_term=5, commit=4)
+    lc.record_committed(1, 0, 4, lambda i: 5)
+    lc.check_leader_index(9, 5, last_index=0)  # a stale leader of term 5
+    lc.check_leader_log(9, 5, lambda i: 1)
+    assert lc.required(6) == 4 and lc.max_commit == 4
 
 
 def test_two_terms_committed_at_one_index_is_a_violation() -> None:
     lc = LeaderCompleteness()
-    lc.observe_commit(1, 2, 0, 1, {1: 1}.get)
+    lc.record_committed(1, 0, 1, {1: 1}.get)
+    lc.record_committed(3, 0, 1, {}.get)  # unknown: nothing to compare
     with pytest.raises(SafetyViolation, match="committed index 1 with term 2"):
-        lc.observe_commit(2, 2, 0, 1, {1: 2}.get)
+        lc.record_committed(2, 0, 1, {1: 2}.get)
 
 
 # ---------------------------------------------------------------- state machine safety
@@ -145,8 +151,10 @@ def test_a_second_vote_in_a_term_is_a_violation_pre_votes_are_not() -> None:
     vl.observe_sent(VoteResponse(src=1, dst=3, term=3, granted=False))
     with pytest.raises(SafetyViolation, match="double vote"):
         vl.observe_sent(VoteResponse(src=1, dst=3, term=3, granted=True))
-    with pytest.raises(SafetyViolation, match="double vote"):
-        vl.observe_sent(RequestVote(src=1, dst=2, term=3, last_index=0, last_term=0))
+    vl.observe_durable(1, HardState(term=3, vote=2))
+    vl.observe_durable(3, HardState(term=3, vote=3))  # a candidate's vote for itself
+    with pytest.raises(SafetyViolation, match="vote on disk"):
+        vl.observe_durable(1, HardState(term=3, vote=1))
 
 
 def test_messages_must_not_run_ahead_of_the_disk() -> None:
@@ -156,6 +164,12 @@ def test_messages_must_not_run_ahead_of_the_disk() -> None:
     check_durable_before_send(AppendResponse(1, 2, 3, index=5), hs, 5, 0)
     check_durable_before_send(AppendResponse(1, 2, 3, index=5), hs, 0, 5)  # in the snapshot
     check_durable_before_send(AppendResponse(1, 2, 2, index=9), hs, 5, 0)  # superseded term
+    # Requests, rejections and heartbeat answers promise nothing durable.
+    check_durable_before_send(RequestVote(1, 2, 4, 0, 0), hs, 0, 0)
+    check_durable_before_send(AppendResponse(1, 2, 4, index=9, reject=True), hs, 0, 0)
+    check_durable_before_send(HeartbeatResponse(1, 2, 4), hs, 0, 0)
+    with pytest.raises(SafetyViolation, match="AppendResponse in term 4"):
+        check_durable_before_send(AppendResponse(1, 2, 4, index=0), hs, 0, 0)
     with pytest.raises(SafetyViolation, match="in term 4"):
         check_durable_before_send(Heartbeat(1, 2, 4, 0), hs, 0, 0)
     with pytest.raises(SafetyViolation, match="granted its term-3 vote to 3"):

@@ -1,0 +1,120 @@
+"""Liveness after healing: a leader emerges and a new proposal commits everywhere in time.
+
+``converge`` heals every cut, restarts every crashed member, stops nodes outside the
+membership (an operator shuts removed members down), then runs *rounds*: each round
+ticks every live node once and then pumps the cluster until it is quiet (every Ready
+fully processed, every in-flight message delivered, in random order, none lost). Once a
+leader exists it proposes one entry; the cluster has converged when every live member of
+the leader's configuration has applied that entry.
+
+The bound: ``BOUND_TICKS`` rounds. Why it is enough: with the default election timeout
+randomized in [T, 2T) ticks, a node that hears from no leader campaigns within 2T ticks;
+pre-vote, vote and the first append each take one round (delivery is instant), so a
+single election plus commit needs about 2T + 3 ticks. A stale leader that still holds its
+check-quorum lease delays others by at most 2T more, a leadership transfer in flight
+aborts after T, and a split vote costs one more timeout (each retry redraws the timeout).
+``BOUND_TICKS = 20 * T`` leaves room for several split votes; the runner reports the
+largest number of ticks ever needed so the margin stays visible.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from tests.sim.cluster import Cluster, SimNode
+
+BOUND_ELECTION_TIMEOUTS = 20
+"""Converge within this many election timeouts (``election_ticks``) of ticks."""
+MAX_PUMP_PASSES = 200
+"""A quiet cluster stops exchanging messages; more passes than this is a message storm."""
+
+
+class LivenessFailure(AssertionError):
+    """The healed cluster did not elect a leader and commit a proposal within the bound."""
+
+
+@dataclass(frozen=True, slots=True)
+class Converged:
+    ticks: int
+    """Rounds (ticks of every node) it took."""
+    leader: int
+    index: int
+    """Index of the proposal every live member applied."""
+
+
+def pump(cluster: Cluster, rng: random.Random) -> None:
+    """Process every Ready and deliver every message until nothing moves (no losses)."""
+    for _ in range(MAX_PUMP_PASSES):
+        moved = False
+        for n in cluster.live():
+            if cluster.drain(n.id):
+                moved = True
+            cluster.observe()
+        batch = len(cluster.net.inflight)
+        for _ in range(batch):
+            cluster.deliver(rng.randrange(len(cluster.net.inflight)))
+            cluster.observe()
+            moved = True
+        if not moved:
+            return
+    raise LivenessFailure(f"still busy after {MAX_PUMP_PASSES} passes: {cluster.summary()}")
+
+
+def _leader(cluster: Cluster) -> SimNode | None:
+    best: SimNode | None = None
+    for n in cluster.leaders():
+        assert n.raw is not None
+        if best is None or (best.raw is not None and n.raw.term > best.raw.term):
+            best = n
+    return best
+
+
+def _members_only(cluster: Cluster, members: frozenset[int]) -> None:
+    """Restart down members, stop running non-members."""
+    for n in cluster.nodes.values():
+        if n.id in members and not n.alive:
+            cluster.log(f"  converge: restart member {n.id}: {cluster.restart(n.id)}")
+        elif n.id not in members and n.alive:
+            cluster.log(f"  converge: stop non-member {n.id}: {cluster.crash(n.id)}")
+
+
+def converge(cluster: Cluster, rng: random.Random) -> Converged:
+    """Heal, then require a leader and a committed proposal on every live member within
+    ``BOUND_ELECTION_TIMEOUTS * election_ticks`` ticks. Raises LivenessFailure."""
+    bound = BOUND_ELECTION_TIMEOUTS * cluster.opts.election_ticks
+    cluster.log(f"  converge: {cluster.heal()}")
+    latest = max(cluster.nodes.values(), key=lambda n: len(n.disk.applied))
+    _members_only(cluster, latest.disk.conf_state.all_nodes())
+    cluster.observe()
+    proposal: tuple[int, int, int, bytes] | None = None  # (leader, term, index, data)
+    for t in range(1, bound + 1):
+        cluster.tick_all()
+        cluster.observe()
+        pump(cluster, rng)
+        leader = _leader(cluster)
+        if leader is None or leader.raw is None:
+            continue
+        raw = leader.raw
+        members = raw.conf_state.all_nodes()
+        _members_only(cluster, members)
+        if proposal is None or proposal[:2] != (leader.id, raw.term):
+            data = f"live{t}@{leader.id}".encode()
+            what, index = cluster.propose(leader.id, data)
+            cluster.log(f"  converge tick {t}: leader {leader.id}: {what}")
+            if index is not None:
+                proposal = (leader.id, raw.term, index, data)
+            continue
+        index, data = proposal[2], proposal[3]
+        if all(_has_applied(n, index, data) for n in cluster.live() if n.id in members):
+            cluster.log(f"  converge: done in {t} ticks: {cluster.summary()}")
+            return Converged(t, leader.id, index)
+    raise LivenessFailure(
+        f"no leader with a proposal applied on every live member within {bound} ticks "
+        f"after healing: {cluster.summary()}"
+    )
+
+
+def _has_applied(n: SimNode, index: int, data: bytes) -> bool:
+    applied = n.disk.applied
+    return len(applied) >= index and applied[index - 1].data == data
