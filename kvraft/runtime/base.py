@@ -50,11 +50,12 @@ class StateMachine(Protocol):
         self, entries: Sequence[Entry], conf_state: ConfState | None
     ) -> Sequence[object | None]:
         """Apply committed ``entries`` (contiguous, starting at applied()+1) in ONE durable
-        transaction, together with the new applied position and, when not None, the
-        membership in force after the last entry. NORMAL entries with data are commands;
-        empty NORMAL entries (leader no-ops) and CONF_CHANGE entries only advance the
-        applied position. Returns one result per entry (None where there is nothing to
-        report); results go to the proposer of that entry, if it is waiting on this node.
+        transaction, together with the new applied position and the membership in force
+        after the last entry (``conf_state``; the driver always passes it). NORMAL
+        entries with data are commands; empty NORMAL entries (leader no-ops) and
+        CONF_CHANGE entries only advance the applied position. Returns one result per
+        entry (None where there is nothing to report); results go to the proposer of
+        that entry, if it is waiting on this node.
         Deterministic; raises only for storage failures (the node must stop)."""
         ...
 

@@ -365,14 +365,16 @@ class Driver:
         self._observe_soft_state(rd)
         self._send(rd.messages)
         committed = rd.committed_entries
-        conf, cc_results = self._apply_conf_changes(committed)
+        cc_results = self._apply_conf_changes(committed)
         if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
             installed = await self._pump_until(self._in_io(self._persist, rd))
             if installed is not None:
                 self._installed_snapshot(installed)
         self._send(rd.persisted_messages)
         if committed:
-            results = await self._pump_until(self._in_io(self._sm.apply, committed, conf))
+            # the membership in force after these entries is saved with the applied index
+            job = self._in_io(self._sm.apply, committed, self.conf_state)
+            results = await self._pump_until(job)
             self._applied(committed, results, cc_results)
         for rs in rd.read_states:
             self._reads.answered(rs.request_id, rs.index, self.applied)
@@ -394,13 +396,10 @@ class Driver:
         self._log.save(entries=rd.entries, hard_state=rd.hard_state, snapshot=rd.snapshot)
         return installed
 
-    def _apply_conf_changes(
-        self, committed: Sequence[Entry]
-    ) -> tuple[ConfState | None, dict[int, ConfState]]:
+    def _apply_conf_changes(self, committed: Sequence[Entry]) -> dict[int, ConfState]:
         """Call the core's apply_conf_change for each committed CONF_CHANGE entry, in
-        order; returns the final membership (None if none changed) and per-index results."""
+        order (``conf_state`` follows); returns the membership after each, by index."""
         results: dict[int, ConfState] = {}
-        conf: ConfState | None = None
         for e in committed:
             if e.type != EntryType.CONF_CHANGE:
                 continue
@@ -417,7 +416,7 @@ class Driver:
             )
             if self._on_membership is not None:
                 self._on_membership(cc, conf)
-        return conf, results
+        return results
 
     def _applied(
         self, committed: Sequence[Entry], results: Sequence[object | None],

@@ -1,0 +1,328 @@
+"""The composition root: config -> storage, state machine, core, transport, driver, gRPC.
+
+Lifecycle (as uvicorn's server): ``startup()`` opens and reconciles storage, builds every
+part and starts serving; ``main_loop()`` waits for a stop request or a fatal driver
+error; ``shutdown()`` hands leadership over (if this node leads), stops the gRPC server,
+the driver, the transport and closes storage. :func:`run` does all three on a uvloop
+event loop (installed here, and only here, with a fallback to the default loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+import signal
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from kvraft._pb.kvraft.v1 import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc, raft_pb2
+from kvraft.core import Config, RawNode
+from kvraft.core.types import ConfChange, ConfState, InstallSnapshot, Message, Role
+from kvraft.kv.machine import KvStateMachine
+from kvraft.kv.validate import Limits as KvLimits
+from kvraft.runtime.base import LocalSnapshot
+from kvraft.runtime.driver import Driver, DriverConfig
+from kvraft.server import recovery
+from kvraft.server.admin_service import AdminService
+from kvraft.server.config import NodeConfig
+from kvraft.server.frontend import KvFrontend
+from kvraft.server.kv_service import KvService
+from kvraft.server.logs import announce_serving
+from kvraft.server.machine import MachineAdapter, local_snapshot
+from kvraft.server.members import AddressBook
+from kvraft.storage.lmdb_log import LmdbLogStore
+from kvraft.storage.snapshot import SnapshotDir
+from kvraft.storage.state import LmdbStateStore
+from kvraft.transport.peer import PeerTransport
+from kvraft.transport.service import RaftService
+
+log = structlog.get_logger("kvraft.server")
+
+GRPC_OVERHEAD = 64 << 10
+"""Room above max_request_bytes for the gRPC receive limit (so our own size check, with
+its INVALID_ARGUMENT message, fires before gRPC's RESOURCE_EXHAUSTED)."""
+
+
+class StartupError(Exception):
+    """The node cannot start (port in use, bad data dir...); the message says why."""
+
+
+class _TransportAdapter:
+    """runtime.base.Transport over the gRPC PeerTransport."""
+
+    def __init__(self, transport: PeerTransport) -> None:
+        self.transport = transport
+
+    def send(self, messages: Sequence[Message]) -> None:
+        self.transport.send(messages)
+
+    def send_snapshot(self, message: InstallSnapshot, snapshot: LocalSnapshot) -> None:
+        self.transport.send_snapshot(message, Path(snapshot.path))
+
+    def set_peers(self, peers: Mapping[int, str]) -> None:
+        self.transport.update_peers(peers)
+
+
+class Node:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.log_store: LmdbLogStore | None = None
+        self.machine: KvStateMachine | None = None
+        self.driver: Driver | None = None
+        self.transport: PeerTransport | None = None
+        self.server: Any = None  # grpc.aio.Server once started
+        self.health: Any = None  # grpc_health aio HealthServicer
+        self.book: AddressBook | None = None
+        self.stop_requested = asyncio.Event()
+        self._health_task: asyncio.Task[None] | None = None
+        self._log = log.bind(node_id=config.node_id)
+
+    # ------------------------------------------------------------------ startup
+    async def startup(self) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        store = self.log_store = LmdbLogStore(cfg.lmdb_dir)
+        snapshots = SnapshotDir(cfg.snapshot_dir, keep=cfg.raft.snapshots_kept)
+        machine = self.machine = KvStateMachine(LmdbStateStore(store.env), snapshots)
+        how = recovery.prepare(store, machine, snapshots, peers=cfg.peers, join=cfg.join)
+        book = self.book = AddressBook(cfg.data_dir / "members.json", cfg.peers)
+        applied, _term = machine.applied()
+        r = cfg.raft
+        core = RawNode(
+            Config(
+                id=cfg.node_id,
+                election_ticks=r.election_ticks,
+                heartbeat_ticks=r.heartbeat_ticks,
+                pre_vote=r.pre_vote,
+                check_quorum=r.check_quorum,
+                max_bytes_per_msg=max(1 << 20, cfg.limits.max_request_bytes + GRPC_OVERHEAD),
+                applied=applied,
+            ),
+            store,
+            random.Random(),
+        )
+        latest = machine.latest_snapshot()
+        transport = self.transport = PeerTransport(
+            cfg.node_id,
+            book.all(),
+            cluster_id=cfg.cluster_id,
+            on_unreachable=self._on_unreachable,
+            on_snapshot_status=self._on_snapshot_status,
+        )
+        driver = self.driver = Driver(
+            core,
+            store,
+            MachineAdapter(machine),
+            _TransportAdapter(transport),
+            DriverConfig(
+                tick_ms=r.tick_ms,
+                snapshot_entries=r.snapshot_entries,
+                max_inflight_proposals=cfg.limits.max_inflight_proposals,
+                max_inflight_bytes=cfg.limits.max_inflight_bytes,
+            ),
+            latest_snapshot=local_snapshot(latest) if latest is not None else None,
+            on_membership=self._on_membership,
+        )
+        self.server = self._build_server(driver, machine, book)
+        self._bind()
+        await self.server.start()
+        driver.start()
+        self._health_task = asyncio.create_task(self._keep_health())
+        hard, conf = store.initial_state()
+        self._log.info(
+            "node started", how=how, address=cfg.address, term=hard.term, applied=applied,
+            voters=sorted(conf.voters), learners=sorted(conf.learners),
+            data_dir=str(cfg.data_dir),
+        )
+        announce_serving(cfg.node_id, cfg.address)
+
+    def _build_server(self, driver: Driver, machine: KvStateMachine, book: AddressBook) -> Any:
+        cfg = self.config
+        limits = cfg.limits
+        max_msg = limits.max_request_bytes + GRPC_OVERHEAD
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", max(max_msg, 8 << 20)),
+                ("grpc.max_send_message_length", 64 << 20),
+                ("grpc.so_reuseport", 0),  # a second node on the same port must fail
+            ]
+        )
+        frontend = KvFrontend(
+            driver,
+            machine,
+            KvLimits(
+                max_key_bytes=limits.max_key_bytes,
+                max_value_bytes=limits.max_value_bytes,
+                max_txn_ops=limits.max_txn_ops,
+                max_request_bytes=limits.max_request_bytes,
+            ),
+            book.get,
+            lease_reads=cfg.raft.lease_reads,
+        )
+        kv_pb2_grpc.add_KVServicer_to_server(KvService(frontend, book.get), server)
+        assert self.log_store is not None
+        store = self.log_store
+        admin = AdminService(
+            driver,
+            frontend,
+            address=cfg.address,
+            cluster_id=cfg.cluster_id,
+            address_of=book.get,
+            health=self.health_state,
+            db_size=store.disk_size,
+            revision=lambda: machine.position().revision,
+            election_timeout_s=cfg.raft.election_ticks * cfg.raft.tick_ms / 1000,
+        )
+        admin_pb2_grpc.add_AdminServicer_to_server(admin, server)
+        RaftService(
+            node_id=cfg.node_id,
+            cluster_id=cfg.cluster_id,
+            on_messages=driver.deliver,
+            on_snapshot=lambda msg, path: driver.deliver_snapshot(msg, str(path)),
+            snapshot_dir=cfg.snapshot_dir,
+        ).add_to_server(server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = (
+            kv_pb2.DESCRIPTOR.services_by_name["KV"].full_name,
+            admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+            raft_pb2.DESCRIPTOR.services_by_name["Raft"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(names, server)
+        return server
+
+    def _bind(self) -> None:
+        address = self.config.address
+        try:
+            port = self.server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise StartupError(f"cannot listen on {address}: {exc} (is the port in use?)") from exc
+        if port == 0:
+            raise StartupError(f"cannot listen on {address}: the port is in use or invalid")
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_unreachable(self, peer: int) -> None:
+        if self.driver is not None:
+            self.driver.report_unreachable(peer)
+
+    def _on_snapshot_status(self, peer: int, ok: bool) -> None:
+        if self.driver is not None:
+            self.driver.report_snapshot(peer, ok)
+
+    def _on_membership(self, cc: ConfChange, cs: ConfState) -> None:
+        assert self.book is not None and self.transport is not None
+        if self.book.apply(cc):
+            self.transport.update_peers(self.book.all())
+
+    # ------------------------------------------------------------------ health
+    def health_state(self) -> tuple[bool, str]:
+        """(healthy, why not): a known leader, a running driver, sound storage."""
+        d = self.driver
+        if d is None:
+            return False, "starting"
+        if d.fatal is not None:
+            return False, f"stopped by a fatal error: {d.fatal}"
+        if not d.leader:
+            return False, "no leader known"
+        return True, ""
+
+    async def _keep_health(self) -> None:
+        assert self.driver is not None
+        status = health_pb2.HealthCheckResponse
+        serving: bool | None = None
+        while True:
+            ok, _why = self.health_state()
+            if ok != serving:
+                serving = ok
+                value = status.SERVING if ok else status.NOT_SERVING
+                await self.health.set("", value)
+                await self.health.set("kvraft.v1.KV", value)
+            await self.driver.wait_for(functools.partial(self._health_changed, ok), timeout=5.0)
+
+    def _health_changed(self, was: bool, _driver: Driver) -> bool:
+        return self.health_state()[0] != was
+
+    # ------------------------------------------------------------------ main loop / shutdown
+    async def main_loop(self) -> int:
+        """Wait for a stop request (signal) or a fatal driver error; returns the exit code."""
+        assert self.driver is not None and self.driver.done is not None
+        stop = asyncio.ensure_future(self.stop_requested.wait())
+        await asyncio.wait((stop, self.driver.done), return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        fatal = self.driver.fatal
+        if fatal is not None:
+            self._log.error("stopping: fatal error", error=str(fatal))
+            return 1
+        return 0
+
+    async def shutdown(self) -> None:
+        d = self.driver
+        if d is not None and d.fatal is None and d.role == Role.LEADER:
+            await self._hand_over(d)
+        if self.health is not None:
+            await self.health.enter_graceful_shutdown()
+        if self._health_task is not None:
+            self._health_task.cancel()
+        if self.server is not None:
+            await self.server.stop(grace=1.0)
+        if d is not None:
+            await d.stop()
+        if self.transport is not None:
+            await self.transport.close()
+        if self.log_store is not None:
+            self.log_store.close()
+        self._log.info("node stopped")
+
+    async def _hand_over(self, d: Driver) -> None:
+        """Transfer leadership to the most up-to-date other voter, waiting at most an
+        election timeout for another leader to appear."""
+        others = d.conf_state.voters - {d.node_id}
+        if not others:
+            return
+        progress: Any = (await d.status()).get("progress") or {}
+        target = max(sorted(others), key=lambda n: int(progress.get(n, {}).get("match", 0)))
+        timeout = self.config.raft.election_ticks * self.config.raft.tick_ms / 1000 * 2
+        self._log.info("shutting down: transferring leadership", to=target)
+        try:
+            await d.transfer_leadership(target)
+        except Exception as exc:  # noqa: BLE001 - best effort; we stop anyway
+            self._log.warning("leadership transfer refused", error=str(exc))
+            return
+        moved = await d.wait_for(lambda drv: drv.leader not in (0, drv.node_id), timeout)
+        self._log.info("leadership transferred" if moved else "leadership transfer timed out",
+                       leader=d.leader)
+
+
+async def serve(config: NodeConfig) -> int:
+    """Run a node until SIGTERM/SIGINT or a fatal error; returns the exit code."""
+    node = Node(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, node.stop_requested.set)
+    try:
+        await node.startup()
+        code = await node.main_loop()
+    finally:
+        await node.shutdown()
+    return code
+
+
+def run(config: NodeConfig) -> int:
+    """The one place uvloop is installed (falls back to the default asyncio loop)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; keep working without
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(serve(config))
