@@ -12,6 +12,7 @@ import sys
 
 # Subcommand modules, in the order `kvraft --help` lists them. Each module owns its flags.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "serve",
     "kv",
     "status",
     "member",
