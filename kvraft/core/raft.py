@@ -65,6 +65,7 @@ from kvraft.core.membership import check_conf_change, next_conf_state
 from kvraft.core.progress import Progress, ProgressState
 from kvraft.core.quorum import JointConfig, VoteResult
 from kvraft.core.readindex import ReadIndexQueue
+from kvraft.core.replication import Sender
 from kvraft.core.types import (
     NONE,
     AppendEntries,
@@ -87,7 +88,6 @@ from kvraft.core.types import (
     encode_conf_change,
 )
 from kvraft.errors import (
-    Compacted,
     ConfChangeInProgress,
     InvalidConfChange,
     NotLeader,
@@ -98,7 +98,7 @@ from kvraft.errors import (
 _LEADER_MSGS = (AppendEntries, Heartbeat, InstallSnapshot)
 
 
-class Raft:
+class Raft(Sender):
     """The transitions. Not thread-safe; driven by ``RawNode``."""
 
     def __init__(self, config: Config, store: LogReader, rng: random.Random) -> None:
@@ -234,9 +234,6 @@ class Raft:
             ):
                 q.pop()
         q.append(AppendResponse(self.id, to, self.term, index))
-
-    def _send(self, m: Message) -> None:
-        self.msgs.append(m)
 
     # ================================================================= ticks
     def tick(self) -> None:
@@ -507,75 +504,6 @@ class Raft:
     def _send_timeout_now(self, to: int) -> None:
         self.timeout_now_sent = True
         self._send(TimeoutNow(self.id, to, self.term))
-
-    def _bcast_heartbeat(self, context: int) -> None:
-        commit = self.log.committed
-        for node, pr in self.progress.items():
-            if node != self.id:
-                self._send(Heartbeat(self.id, node, self.term, min(pr.match, commit), context))
-
-    def flush(self) -> None:
-        """Send what proposals, acks and reads since the last flush call for."""
-        if self.role is not Role.LEADER:
-            return
-        batch = self.reads.send_open(self.log.committed, self.id)
-        if batch is not None:
-            self._bcast_heartbeat(batch.context)
-            if self.voters.has_quorum(batch.acks):  # a one-voter cluster
-                self.read_states.extend(self.reads.ack(batch.context, self.id, self.voters))
-        targets = list(self.progress) if self._bcast else sorted(self._dirty)
-        self._bcast = False
-        self._dirty.clear()
-        for node in targets:
-            if node != self.id and node in self.progress:
-                self._send_append(node)
-
-    def _send_append(self, to: int, *, force: bool = False) -> None:
-        """Send ``to`` what its state allows: in REPLICATE, all new entries within the
-        inflight window; in PROBE, one message. An empty AppendEntries goes only if
-        ``force`` or to tell the follower a newer commit index."""
-        pr = self.progress[to]
-        if pr.is_paused():
-            return
-        bump = pr.sent_commit < min(self.log.committed, pr.next - 1)
-        if not self._send_one_append(to, pr, force or bump):
-            return
-        while pr.state is ProgressState.REPLICATE and not pr.is_paused():
-            if not self._send_one_append(to, pr, False):
-                return
-
-    def _send_one_append(self, to: int, pr: Progress, send_if_empty: bool) -> bool:
-        log = self.log
-        prev_index = pr.next - 1
-        last = log.last_index()
-        try:
-            prev_term = log.term(prev_index)
-            if pr.next <= last:
-                hi = min(last + 1, pr.next + self.cfg.max_entries_per_msg)
-                ents = log.entries(pr.next, hi, self.cfg.max_bytes_per_msg)
-            else:
-                ents = []
-        except Compacted:
-            return self._send_snapshot(to, pr)
-        if not ents and not send_if_empty:
-            return False
-        commit = log.committed
-        msg = AppendEntries(self.id, to, self.term, prev_index, prev_term, tuple(ents), commit)
-        self._send(msg)
-        if ents:
-            pr.on_entries_sent(ents[-1].index, len(ents), sum(e.size() for e in ents))
-        else:
-            pr.on_entries_sent(prev_index, 0, 0)
-        pr.sent_commit = max(pr.sent_commit, commit)
-        return True
-
-    def _send_snapshot(self, to: int, pr: Progress) -> bool:
-        meta = self.log.snapshot_meta()
-        if meta.index == 0:
-            return False
-        self._send(InstallSnapshot(self.id, to, self.term, meta))
-        pr.become_snapshot(meta.index)
-        return True
 
     # ================================================================= local requests
     def _check_leader(self) -> None:
