@@ -60,6 +60,7 @@ class TransportConfig:
     backoff_max: float = 1.0  # reconnect delay cap, seconds
     snapshot_chunk_bytes: int = snapshot.DEFAULT_CHUNK_SIZE
     snapshot_ack_timeout: float = 120.0  # seconds for the receiver to install and ack
+    keepalive_ms: int = wire.KEEPALIVE_MS  # HTTP/2 ping interval on the peer channels
 
 
 @dataclass(slots=True)
@@ -89,7 +90,9 @@ class _Peer:
         self.stats = PeerStats()
         self.wakeup = asyncio.Event()  # set when the queue gains messages or a call ends
         self.metadata = wire.call_metadata(owner.cluster_id, owner.node_id, peer_id)
-        self.channel = grpc.aio.insecure_channel(address, options=list(wire.CHANNEL_OPTIONS))
+        self.channel = grpc.aio.insecure_channel(
+            address, options=wire.channel_options(owner.config.keepalive_ms)
+        )
         self.stub = raft_pb2_grpc.RaftStub(self.channel)
         self.snapshot_task: asyncio.Task[bool] | None = None  # the one snapshot in flight
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"raft-peer-{peer_id}")

@@ -19,30 +19,43 @@ MAX_MESSAGE_BYTES = 64 << 20
 (default 4 MiB) plus one message, and a single AppendEntries holds at least one entry of
 up to the value limit, so 64 MiB leaves a wide margin."""
 
-CHANNEL_OPTIONS: Sequence[tuple[str, int]] = (
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    # Find a dead or frozen peer in ~5 s even when no write is pending.
-    ("grpc.keepalive_time_ms", 2000),
-    ("grpc.keepalive_timeout_ms", 3000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
-    # Reconnect soon after a peer restarts (gRPC's default backoff grows to 120 s).
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-)
-"""Options of the client channel a node opens to each peer."""
+KEEPALIVE_MS = 2000
+"""Default interval of the peer channels' HTTP/2 pings: a dead or frozen peer is noticed
+within about ``KEEPALIVE_MS + keepalive timeout`` even when no write is pending."""
+
+
+def channel_options(keepalive_ms: int = KEEPALIVE_MS) -> list[tuple[str, int]]:
+    """Options of the client channel a node opens to each peer."""
+    return [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", keepalive_ms),
+        ("grpc.keepalive_timeout_ms", max(1000, keepalive_ms * 3 // 2)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        # Reconnect soon after a peer restarts (gRPC's default backoff grows to 120 s).
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1000),
+    ]
+
+
+CHANNEL_OPTIONS: Sequence[tuple[str, int]] = tuple(channel_options())
+"""The default peer channel options."""
 
 SERVER_OPTIONS: Sequence[tuple[str, int]] = (
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    # Accept the peers' keepalive pings (the default would answer them with GOAWAY).
+    # Accept the peers' keepalive pings. Without these, a server that has sent no data
+    # for a while (a Send stream only receives) answers the pings with GOAWAY
+    # "too_many_pings" and every idle peer stream breaks after a few seconds.
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 1000),
     ("grpc.http2.max_ping_strikes", 0),
 )
-"""Options the node's gRPC server needs for the peer streams (pass to grpc.aio.server)."""
+"""Options the node's gRPC server needs for the peer streams: pass them to
+``grpc.aio.server`` (a later duplicate key overrides; keep the message limit at least
+``max_batch_bytes`` plus the largest AppendEntries)."""
 
 
 def call_metadata(cluster_id: str, src: int, dst: int) -> tuple[tuple[str, str], ...]:

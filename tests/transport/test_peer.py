@@ -226,9 +226,7 @@ def test_update_peers_follows_membership_changes(tmp_path: Path) -> None:
 class Frozen(raft_pb2_grpc.RaftServicer):  # type: ignore[misc]
     """Accepts Send streams, then never reads from them (a peer stuck in a long pause)."""
 
-    async def Send(
-        self, request_iterator: object, context: grpc.aio.ServicerContext
-    ) -> None:
+    async def Send(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
         await context.send_initial_metadata(((wire.FROM_KEY, "2"),))
         await asyncio.Event().wait()
 
@@ -250,5 +248,27 @@ def test_a_peer_that_stops_reading_is_reported_unreachable(tmp_path: Path) -> No
         assert stats.connects >= 1 and stats.failures >= 1 and stats.dropped >= 1
         await t.close()
         await server.stop(grace=None)
+
+    run(main())
+
+
+def test_an_idle_stream_survives_keepalive_pings(tmp_path: Path) -> None:
+    """The receiver's SERVER_OPTIONS accept pings on a stream it never answers with data
+    (without them gRPC servers send GOAWAY "too_many_pings" after a few pings)."""
+
+    async def main() -> None:
+        node = await Node(2, tmp_path).start()
+        reports = Reports()
+        cfg = TransportConfig(keepalive_ms=100)
+        t = transport({2: node.address}, reports, cfg)
+        t.send(beats(1))
+        await node.wait_messages(1)
+        # The scenario itself is silence: a default server would send GOAWAY after ~4-5 s.
+        await asyncio.sleep(6.0)
+        t.send(beats(1, start=1))
+        await node.wait_messages(2)
+        assert reports.unreachable == [] and t.stats()[2].connects == 1
+        await t.close()
+        await node.stop()
 
     run(main())
