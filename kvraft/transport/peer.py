@@ -194,12 +194,8 @@ class _Peer:
         self.task.cancel()
         if self.snapshot_task is not None:
             self.snapshot_task.cancel()
-        for t in (self.task, self.snapshot_task):
-            if t is not None:
-                try:
-                    await t
-                except asyncio.CancelledError:
-                    pass
+        tasks = [t for t in (self.task, self.snapshot_task) if t is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.channel.close()
 
 
@@ -238,6 +234,7 @@ class PeerTransport:
         self._on_snapshot_status = on_snapshot_status
         self._peers: dict[int, _Peer] = {}  # Invariant: no entry for node_id itself
         self._closing: set[asyncio.Task[None]] = set()  # peers being shut down
+        self._snapshot_tasks: set[asyncio.Task[bool]] = set()  # transfers in flight
         self._closed = False
         self.unknown_dropped = 0  # messages addressed to no known peer
         self.update_peers(peers)
@@ -295,6 +292,8 @@ class PeerTransport:
         )
         if p is not None:
             p.snapshot_task = task
+        self._snapshot_tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._snapshot_tasks.discard)
         return task
 
     async def _send_snapshot(self, p: _Peer | None, msg: InstallSnapshot, path: Path) -> bool:
@@ -362,4 +361,11 @@ class PeerTransport:
         self._closed = True
         peers = list(self._peers.values())
         self._peers.clear()
-        await asyncio.gather(*(p.close() for p in peers), *self._closing)
+        for task in self._snapshot_tasks:
+            task.cancel()
+        await asyncio.gather(
+            *(p.close() for p in peers),
+            *self._closing,
+            *self._snapshot_tasks,
+            return_exceptions=True,
+        )

@@ -190,3 +190,22 @@ def test_chunks_carry_header_size_offsets_and_crcs(tmp_path: Path) -> None:
         assert isinstance(cs[0], raft_pb2.SnapshotChunk)
 
     run(main())
+
+
+def test_fire_and_forget_transfers_complete_one_at_a_time_per_peer(tmp_path: Path) -> None:
+    src_dir, recv_dir = dirs(tmp_path)
+    src = write_file(src_dir, 5000)
+
+    async def main() -> None:
+        node = await Node(2, recv_dir).start()
+        reports = Reports()
+        t = transport({2: node.address}, reports, SMALL_CHUNKS)
+        first = t.send_snapshot(MSG, src)
+        assert t.send_snapshot(MSG, src) is first  # one transfer per peer at a time
+        del first  # the runtime keeps no reference; the transport must
+        await reports.signal.wait_for(lambda: reports.snapshots == [(2, True)], "snapshot ok")
+        assert [(m, d) for m, d, _ in node.snapshots] == [(MSG, src.read_bytes())]
+        await t.close()
+        await node.stop()
+
+    run(main())
