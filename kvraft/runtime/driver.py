@@ -80,6 +80,22 @@ T = TypeVar("T")
 MembershipListener = Callable[[ConfChange, ConfState], None]
 
 
+@dataclass(slots=True)
+class DriverStats:
+    """Counters for metrics and benchmarks (monotonic, since start)."""
+
+    readys: int = 0  # Readys handled
+    saves: int = 0  # durable log writes (one per Ready that had something to persist)
+    entries_saved: int = 0  # log entries persisted
+    applies: int = 0  # state machine transactions
+    entries_applied: int = 0  # entries applied
+    save_seconds: float = 0.0  # wall time spent waiting for log writes
+    apply_seconds: float = 0.0  # wall time spent waiting for state machine transactions
+    messages_sent: int = 0  # messages handed to the transport
+    snapshots: int = 0  # snapshots taken locally
+    snapshots_installed: int = 0  # snapshots received and installed
+
+
 @dataclass(frozen=True, slots=True)
 class DriverConfig:
     tick_ms: int = 50  # wall-clock length of one core tick
@@ -153,6 +169,7 @@ class Driver:
         self._freshness.applied(applied_index)
         self._acks: dict[int, float] = {}  # leader only: peer -> last ack time this term
         self._changed: asyncio.Condition | None = None  # notified after every Ready
+        self.stats = DriverStats()  # counters; read by metrics and benchmarks
         self._waiting: set[asyncio.Future[Any]] = set()  # caller futures not yet resolved
         self._term_committed = False  # leader only: an entry of the current term applied
 
@@ -366,15 +383,25 @@ class Driver:
         self._send(rd.messages)
         committed = rd.committed_entries
         cc_results = self._apply_conf_changes(committed)
+        stats = self.stats
+        stats.readys += 1
         if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
+            t0 = self._clock()
             installed = await self._pump_until(self._in_io(self._persist, rd))
+            stats.save_seconds += self._clock() - t0
+            stats.saves += 1
+            stats.entries_saved += len(rd.entries)
             if installed is not None:
                 self._installed_snapshot(installed)
         self._send(rd.persisted_messages)
         if committed:
             # the membership in force after these entries is saved with the applied index
+            t0 = self._clock()
             job = self._in_io(self._sm.apply, committed, self.conf_state)
             results = await self._pump_until(job)
+            stats.apply_seconds += self._clock() - t0
+            stats.applies += 1
+            stats.entries_applied += len(committed)
             self._applied(committed, results, cc_results)
         for rs in rd.read_states:
             self._reads.answered(rs.request_id, rs.index, self.applied)
@@ -441,6 +468,7 @@ class Driver:
         self._since_snapshot = 0
         self._freshness.applied(self.applied)
         self._reads.applied_to(self.applied)
+        self.stats.snapshots_installed += 1
         self._log_.info("installed snapshot from leader", index=meta.index, term=meta.term)
 
     # ------------------------------------------------------------------ leadership
@@ -500,6 +528,7 @@ class Driver:
                 fut.set_exception(exc)
             return
         snap = written.result()
+        self.stats.snapshots += 1
         self._register_snapshot(snap)
         self._since_snapshot = self.applied - snap.meta.index
         compacted = self._in_io(self._compact, snap.meta)
@@ -546,6 +575,7 @@ class Driver:
             else:
                 plain.append(m)
         if plain:
+            self.stats.messages_sent += len(plain)
             self._transport.send(plain)
 
     def _step_all(self, messages: Sequence[Message]) -> None:

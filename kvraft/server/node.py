@@ -10,6 +10,7 @@ event loop (installed here, and only here, with a fallback to the default loop).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import random
 import signal
@@ -280,7 +281,8 @@ class Node:
             await self.transport.close()
         if self.log_store is not None:
             self.log_store.close()
-        self._log.info("node stopped")
+        stats = dataclasses.asdict(d.stats) if d is not None else {}
+        self._log.info("node stopped", **stats)
 
     async def _hand_over(self, d: Driver) -> None:
         """Transfer leadership to the most up-to-date other voter, waiting at most an
