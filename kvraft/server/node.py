@@ -41,14 +41,15 @@ from kvraft.server.members import AddressBook
 from kvraft.storage.lmdb_log import LmdbLogStore
 from kvraft.storage.snapshot import SnapshotDir
 from kvraft.storage.state import LmdbStateStore
-from kvraft.transport.peer import PeerTransport
-from kvraft.transport.service import RaftService
+from kvraft.transport import SERVER_OPTIONS, PeerTransport, RaftService
+from kvraft.transport.wire import MAX_MESSAGE_BYTES
 
 log = structlog.get_logger("kvraft.server")
 
 GRPC_OVERHEAD = 64 << 10
 """Room above max_request_bytes for the gRPC receive limit (so our own size check, with
-its INVALID_ARGUMENT message, fires before gRPC's RESOURCE_EXHAUSTED)."""
+its INVALID_ARGUMENT message, fires before gRPC's RESOURCE_EXHAUSTED), and for a
+proposal's envelope in the core's max_bytes_per_msg."""
 
 
 class StartupError(Exception):
@@ -147,11 +148,12 @@ class Node:
     def _build_server(self, driver: Driver, machine: KvStateMachine, book: AddressBook) -> Any:
         cfg = self.config
         limits = cfg.limits
-        max_msg = limits.max_request_bytes + GRPC_OVERHEAD
+        max_msg = max(limits.max_request_bytes + GRPC_OVERHEAD, MAX_MESSAGE_BYTES)
         server = grpc.aio.server(
             options=[
-                ("grpc.max_receive_message_length", max(max_msg, 8 << 20)),
-                ("grpc.max_send_message_length", 64 << 20),
+                *SERVER_OPTIONS,  # keepalive settings the peer streams need
+                ("grpc.max_receive_message_length", max_msg),
+                ("grpc.max_send_message_length", max_msg),
                 ("grpc.so_reuseport", 0),  # a second node on the same port must fail
             ]
         )
