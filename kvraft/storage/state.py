@@ -131,9 +131,7 @@ def _encode_position(pos: StatePosition) -> bytes:
     return _seal(_POSITION_KEY, head + conf)
 
 
-def _decode_position(raw: bytes | None) -> StatePosition:
-    if raw is None:
-        return StatePosition()
+def _decode_position(raw: bytes) -> StatePosition:
     p = _open(DB_META, _POSITION_KEY, raw)
     try:
         index, term, revision, log_time = _POSITION_HEAD.unpack_from(p)
@@ -152,6 +150,8 @@ class _Dbs:
         self.sessions = env.open_db(DB_SESSIONS)
         self.ttl = env.open_db(DB_SESSION_TTL)
         self.meta = env.open_db(DB_META)
+        # (raw record, decoded) of the position last decoded: reads decode it once per write
+        self.position_cache: tuple[bytes, StatePosition] = (b"", StatePosition())
 
 
 class _Reader:
@@ -162,7 +162,15 @@ class _Reader:
         self._dbs = dbs
 
     def position(self) -> StatePosition:
-        return _decode_position(self._txn.get(_POSITION_KEY, db=self._dbs.meta))
+        raw = self._txn.get(_POSITION_KEY, db=self._dbs.meta)
+        if raw is None:
+            return StatePosition()
+        cached = self._dbs.position_cache  # one read of the attribute: atomic across threads
+        if cached[0] == raw:
+            return cached[1]
+        pos = _decode_position(raw)
+        self._dbs.position_cache = (bytes(raw), pos)
+        return pos
 
     def get(self, key: bytes) -> KeyValue | None:
         lkey = _kv_lkey(key)
@@ -222,9 +230,11 @@ class _Writer(_Reader):
 
     def put_session(self, session: Session) -> None:
         assert session.client_id > 0, "client id 0 means no session"
-        self.delete_session(session.client_id)
         lkey, raw = _encode_session(session)
-        self._txn.put(lkey, raw, db=self._dbs.sessions)
+        old = self._txn.replace(lkey, raw, db=self._dbs.sessions)
+        if old is not None:
+            seen = _decode_session(lkey, old).last_seen_ms
+            self._txn.delete(_TTL_KEY.pack(seen, session.client_id), db=self._dbs.ttl)
         tkey = _TTL_KEY.pack(session.last_seen_ms, session.client_id)
         self._txn.put(tkey, _seal(tkey, b""), db=self._dbs.ttl)
 
