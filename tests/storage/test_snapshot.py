@@ -26,7 +26,7 @@ from kvraft.storage.state import LmdbStateStore
 from kvraft.storage.state_base import KeyValue, Session, StatePosition
 
 CI = bool(os.environ.get("CI"))
-BIG_KEYS = 20_000 if CI else 100_000
+BIG_KEYS = 20_000 if CI else 120_000
 
 
 def open_env(path: Path, *, sync: bool = False) -> lmdb.Environment:
