@@ -137,6 +137,8 @@ class Cluster:
         n.proc.send_signal(sig)
         if sig in (signal.SIGKILL, signal.SIGTERM):
             n.proc.wait(timeout=30)
+            if n.proc.stdout is not None:
+                n.proc.stdout.close()
             self._close_channel(n)
 
     def pause(self, node_id: int) -> None:
