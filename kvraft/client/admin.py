@@ -30,13 +30,13 @@ Progress = Callable[[int, int], None]  # (bytes received, total bytes; 0 if unkn
 class AdminMixin(Caller):
     async def _admin(self, what: str, method: str, req: Any, *, write: bool = False,
                      target: str = "leader", timeout: float | None = None,
-                     retry_busy: bool = False) -> Any:
+                     conf_change: bool = False) -> Any:
         async def attempt(ep: Endpoint, t: float) -> Any:
             ep.connect()
             return await self._unary(ep, getattr(ep.admin, method), req, t)
 
         return await self._retry(what, attempt, target=target, write=write, timeout=timeout,
-                                 retry_busy=retry_busy)
+                                 conf_change=conf_change)
 
     async def status(self, endpoint: str | None = None, *,
                      timeout: float | None = None) -> NodeStatus:
@@ -104,7 +104,7 @@ class AdminMixin(Caller):
     async def _change(self, what: str, method: str, req: Any,
                       timeout: float | None) -> list[Member]:
         resp = await self._admin(what, method, req, write=True, timeout=timeout,
-                                 retry_busy=True)
+                                 conf_change=True)
         return sorted((Member.from_pb(m) for m in resp.members), key=lambda m: m.id)
 
     async def add_member(self, node_id: int, address: str, *, learner: bool = False,

@@ -8,6 +8,7 @@ every node is skipped), so a dead node does not cost each request a connection a
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from dataclasses import dataclass, field
@@ -153,3 +154,7 @@ class EndpointPool:
     async def close(self) -> None:
         for ep in self.endpoints.values():
             await ep.close()
+        # grpc finishes a cancelled call's bookkeeping in a task of its own: let it run
+        # before the caller closes the event loop
+        for _ in range(3):
+            await asyncio.sleep(0)

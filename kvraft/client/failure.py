@@ -26,6 +26,10 @@ OUTCOME_KEY = "x-kvraft-outcome"
 
 _CODE_BY_NUMBER = {sc.value[0]: sc for sc in grpc.StatusCode}
 
+# How the kvraft server starts the UNAVAILABLE messages it sends without the outcome flag
+# (kvraft/server/status.py): the request was certainly not applied.
+_SERVER_UNAVAILABLE = ("no leader", "leadership transfer", "proposal dropped")
+
 # Substrings of grpc-core's own messages for a connection that was never established.
 _CONNECT_FAILURES = (
     "failed to connect",
@@ -82,7 +86,7 @@ def _classify(code: grpc.StatusCode, message: str, from_server: bool,
             return Kind.IN_DOUBT
         if lowered.startswith("too stale"):
             return Kind.TOO_STALE
-        if from_server or lowered.startswith("no leader"):
+        if from_server or lowered.startswith(_SERVER_UNAVAILABLE):
             return Kind.NO_LEADER
         if any(s in lowered for s in _CONNECT_FAILURES):
             return Kind.UNREACHABLE

@@ -116,6 +116,8 @@ class BatchStream:
         call, reader = self._call, self._reader
         if call is not None:
             call.cancel()
+            with contextlib.suppress(Exception):
+                await call.code()  # let grpc finish its own bookkeeping of the call
         if reader is not None:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
 
-from kvraft._pb.kvraft.v1 import kv_pb2
+from kvraft._pb.kvraft.v1 import admin_pb2, kv_pb2
 from kvraft.client import errors
 from kvraft.client.endpoints import Endpoint, EndpointPool, normalize_address
 from kvraft.client.failure import Failure, Kind, from_rpc_error
@@ -77,6 +78,16 @@ class Policy:
     use_batch: bool = True  # multiplex KV requests over the Batch stream
 
 
+@dataclass
+class Stats:
+    """Counters of what the client did, for tests, benchmarks and curious operators."""
+
+    attempts: int = 0  # requests sent (every try of every operation)
+    redirects: int = 0  # immediate retries at a leader another node named
+    backoffs: int = 0  # waits before retrying
+    discoveries: int = 0  # leader searches (Admin Status to every node)
+
+
 class Caller:
     """Endpoints, sessions and the retry loop shared by the Client's methods."""
 
@@ -89,6 +100,8 @@ class Caller:
                                   rng=self._rng)
         self._sessions = SessionPool()
         self._closed = False
+        self.stats = Stats()  # cumulative over the client's life
+        self._discovery: asyncio.Task[None] | None = None  # the leader search under way
 
     # ------------------------------------------------------------------ one attempt
     async def _kv(self, ep: Endpoint, kind: str, req: Any, timeout: float) -> Any:
@@ -108,6 +121,39 @@ class Caller:
         except grpc.aio.AioRpcError as e:
             raise from_rpc_error(e, ep.address) from None
 
+    # ------------------------------------------------------------------ leader discovery
+    async def _discover_leader(self, timeout: float) -> None:
+        """Ask the nodes who leads (Admin Status, in parallel) and cache the answer, so
+        that many callers starting at once do not each bounce off a follower. Callers
+        arriving while a search runs share it. Gives up quietly after ``timeout``."""
+        if self._discovery is None or self._discovery.done():
+            self._discovery = asyncio.get_running_loop().create_task(self._discover(timeout))
+        await asyncio.wait({self._discovery}, timeout=timeout)
+
+    async def _discover(self, timeout: float) -> None:
+        self.stats.discoveries += 1
+        eps = [e for e in self._pool.endpoints.values()
+               if e.down_until <= time.monotonic()]
+
+        async def ask(ep: Endpoint) -> Any:
+            ep.connect()
+            try:
+                return ep.address, await ep.admin.Status(admin_pb2.StatusRequest(),
+                                                         timeout=timeout)
+            except grpc.aio.AioRpcError:
+                return ep.address, None
+
+        for done in asyncio.as_completed([ask(e) for e in eps or self._pool.endpoints.values()]):
+            address, st = await done
+            if st is None:
+                continue
+            if st.role == admin_pb2.LEADER:
+                self._pool.set_leader(address)
+                return
+            if st.leader_addr:
+                self._pool.set_leader(st.leader_addr)
+                return
+
     # ------------------------------------------------------------------ the loop
     async def _backoff(self, n: int, remaining: float) -> None:
         step = min(self._policy.backoff_cap, self._policy.backoff_base * 2 ** n)
@@ -115,12 +161,14 @@ class Caller:
 
     async def _retry(self, what: str, attempt: Callable[[Endpoint, float], Awaitable[T]], *,
                      target: str = "leader", write: bool = False, timeout: float | None = None,
-                     retry_busy: bool = False) -> T:
+                     conf_change: bool = False) -> T:
         """Run ``attempt(endpoint, attempt_timeout)`` until it succeeds or the deadline.
 
         ``target`` is "leader" (cached leader, redirects) or "any" (spread over nodes,
         for STALE reads). ``write`` makes a doubtful attempt end as OutcomeUnknown.
-        ``retry_busy`` retries "membership change pending" refusals too.
+        ``conf_change`` marks a membership change: a FAILED_PRECONDITION refusal ("another
+        change is pending") is retried, and the errors are ConfChangeInProgress and
+        InvalidConfChange.
         """
         if self._closed:
             raise errors.ClientClosed(f"{what}: the client is closed")
@@ -135,7 +183,11 @@ class Caller:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise self._final(what, last, in_doubt and write, budget)
+            if (target == "leader" and self._pool.leader is None
+                    and self._policy.follow_redirects):
+                await self._discover_leader(min(remaining, self._policy.attempt_timeout))
             ep = self._pool.for_leader() if target == "leader" else self._pool.any()
+            self.stats.attempts += 1
             try:
                 result = await attempt(ep, min(remaining, self._policy.attempt_timeout))
             except Failure as f:
@@ -149,12 +201,10 @@ class Caller:
             kind = last.kind
             retry_now = False
             if kind is Kind.INVALID:
-                raise errors.InvalidArgument(f"{what}: {last.message}", code=last.code,
-                                             endpoint=ep.address)
-            if kind is Kind.FATAL:
-                busy = _is_busy(last)
-                if not (busy and retry_busy):
-                    raise _fatal(what, last, busy)
+                invalid = errors.InvalidConfChange if conf_change else errors.InvalidArgument
+                raise invalid(f"{what}: {last.message}", code=last.code, endpoint=ep.address)
+            if kind is Kind.FATAL and not (conf_change and _is_busy(last)):
+                raise _fatal(what, last, conf_change)
             elif kind is Kind.NOT_LEADER:
                 if not self._policy.follow_redirects:
                     raise errors.NotLeader(
@@ -165,9 +215,10 @@ class Caller:
                 self._pool.forget_leader(ep.address)
                 # one hop to the named leader, no waiting
                 retry_now = self._pool.redirect(ep.address, last.leader_addr)
+                self.stats.redirects += retry_now
             elif kind is Kind.UNREACHABLE:
                 self._pool.mark_down(ep.address)
-                retry_now = any(e.down_until <= loop.time()
+                retry_now = any(e.down_until <= time.monotonic()
                                 for e in self._pool.endpoints.values())
             elif kind is Kind.TOO_STALE:
                 retry_now = True  # "any" targeting moves on to the next node
@@ -177,6 +228,7 @@ class Caller:
                 quick += 1
                 continue
             quick = 0
+            self.stats.backoffs += 1
             await self._backoff(backoffs, deadline - loop.time())
             backoffs += 1
 
@@ -190,8 +242,8 @@ class Caller:
                 f"once; read it back to see whether it happened", code="DEADLINE_EXCEEDED",
                 endpoint=endpoint)
         code = last.code if last else ""
-        if last is not None and _is_busy(last):
-            return _fatal(what, last, True)
+        if last is not None and last.kind is Kind.FATAL:
+            return _fatal(what, last, True)  # only conf changes retry FATAL (busy) answers
         if last is not None and last.kind is Kind.TOO_STALE:
             return errors.TooStale(f"{what}: no node was fresh enough within {budget:g}s "
                                    f"({why}); relax max_staleness or read LINEARIZABLE",
@@ -236,12 +288,13 @@ class Caller:
 
 
 def _is_busy(f: Failure) -> bool:
-    m = f.message.lower()
-    return f.code == "FAILED_PRECONDITION" and ("pending" in m or "in progress" in m)
+    """FAILED_PRECONDITION other than "not leader": for a membership change this means
+    another change is still pending or the leader is too new ("try again shortly")."""
+    return f.code == "FAILED_PRECONDITION"
 
 
-def _fatal(what: str, f: Failure, busy: bool) -> errors.ClientError:
-    if busy:
+def _fatal(what: str, f: Failure, conf_change: bool) -> errors.ClientError:
+    if conf_change and _is_busy(f):
         return errors.ConfChangeInProgress(f"{what}: {f.message}; try again shortly",
                                            code=f.code, endpoint=f.endpoint)
     if f.code == "FAILED_PRECONDITION":

@@ -348,7 +348,7 @@ class FakeNode(kv_pb2_grpc.KVServicer, admin_pb2_grpc.AdminServicer):
         if self.behaviour.conf_busy:
             self.behaviour.conf_busy -= 1
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                "a membership change is already pending")
+                                "conf change at index 9 not applied yet")
         apply()
         return dict(header=self.header(), members=self.cluster.members)
 

@@ -15,6 +15,7 @@ from kvraft.client import (
     Cmp,
     ConfChangeInProgress,
     InvalidArgument,
+    InvalidConfChange,
     NotLeader,
     Op,
     OutcomeUnknown,
@@ -45,21 +46,36 @@ def client(cluster: FakeCluster, endpoints: list[str] | None = None, **kw: objec
 
 
 @pytest.mark.parametrize("use_batch", [True, False])
-def test_redirect_from_a_follower_takes_one_hop_then_the_leader_is_cached(
+def test_leader_is_discovered_then_cached_and_a_stale_cache_redirects_in_one_hop(
         use_batch: bool) -> None:
     async def scenario(cluster: FakeCluster) -> None:
         cluster.leader = 2
         async with client(cluster, [cluster.node(1).address], use_batch=use_batch) as c:
             await c.put("a", "1")
-            assert cluster.node(1).calls["put"] == 1  # refused with a hint...
-            assert cluster.node(2).calls["put"] == 1  # ...and the leader took it at once
+            assert cluster.node(1).calls["put"] == 0  # asked who leads, not to write
+            assert cluster.node(2).calls["put"] == 1
             assert c.leader == cluster.node(2).address
+            assert (c.stats.discoveries, c.stats.attempts) == (1, 1)
             await c.put("b", "2")
             kv = await c.get("a")
             assert kv is not None and kv.value == b"1" and kv.version == 1
-            assert cluster.node(1).calls["put"] == 1  # never asked again
-            assert cluster.node(2).calls["put"] == 2
-        assert cluster.store.applied == 2
+            assert (c.stats.discoveries, c.stats.attempts) == (1, 3)  # cached
+            cluster.leader = 3  # the cached leader is now a follower that names node 3
+            await c.put("c", "3")
+            assert cluster.node(2).calls["put"] == 3 and cluster.node(3).calls["put"] == 1
+            assert c.stats.redirects == 1 and c.leader == cluster.node(3).address
+        assert cluster.store.applied == 3
+
+    run(scenario)
+
+
+def test_many_callers_share_one_leader_search() -> None:
+    async def scenario(cluster: FakeCluster) -> None:
+        cluster.leader = 3
+        async with client(cluster) as c:
+            await asyncio.gather(*(c.put(f"k{i}", "v") for i in range(50)))
+            assert c.stats.discoveries == 1 and c.stats.redirects == 0
+        assert cluster.node(3).calls["put"] == 50
 
     run(scenario)
 
@@ -378,10 +394,10 @@ def test_cluster_methods() -> None:
             assert [(m.id, m.learner) for m in members][-1] == (4, True)
             assert [m.learner for m in await c.promote_member(4)] == [False] * 4
             assert [m.id for m in await c.remove_member(4)] == [1, 2, 3]
-            with pytest.raises(InvalidArgument, match="already a member"):
+            with pytest.raises(InvalidConfChange, match="already a member"):
                 await c.add_member(2, "127.0.0.1:2")
             cluster.node(1).behaviour.conf_busy = 10**6
-            with pytest.raises(ConfChangeInProgress, match="pending"):
+            with pytest.raises(ConfChangeInProgress, match="not applied yet"):
                 await c.remove_member(3, timeout=0.3)
             assert await c.transfer_leadership(3) == 3
             await c.put("k", "v")
