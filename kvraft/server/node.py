@@ -283,8 +283,8 @@ class Node:
             await self.transport.close()
         if self.log_store is not None:
             self.log_store.close()
-        stats = dataclasses.asdict(d.stats) if d is not None else {}
-        self._log.info("node stopped", **stats)
+        if d is not None and d.done is not None:  # it ran; a failed startup says why elsewhere
+            self._log.info("node stopped", **dataclasses.asdict(d.stats))
 
     async def _hand_over(self, d: Driver) -> None:
         """Transfer leadership to the most up-to-date other voter, waiting at most an

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import grpc
 import pytest
 
 from kvraft._pb.kvraft.v1 import kv_pb2 as pb
 
-from .cluster import Cluster, get, put, status_code, trailing
+from .cluster import Cluster, get, put, status_code, trailing, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +120,102 @@ def test_retried_write_with_same_session_applies_once(shared_cluster: Cluster) -
     second = put(leader, b"once/k", b"v2", session=(4242, 2))
     assert second.header.revision > first.header.revision
     assert get(leader, b"once/k").kvs[0].version == 2
+
+
+def test_health_and_reflection(shared_cluster: Cluster) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    leader = shared_cluster.leader()
+    for n in shared_cluster.live():
+        n.connect()
+        check = health_pb2_grpc.HealthStub(n.channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=5)
+        assert check.status == health_pb2.HealthCheckResponse.SERVING
+    leader.connect()
+    stub = reflection_pb2_grpc.ServerReflectionStub(leader.channel)
+    answers = stub.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+    names = {s.name for a in answers for s in a.list_services_response.service}
+    assert {"kvraft.v1.KV", "kvraft.v1.Admin", "kvraft.v1.Raft", "grpc.health.v1.Health"} <= names
+
+
+def test_bounded_stale_read_refused_when_leader_silent(tmp_path: Path) -> None:
+    c = Cluster(tmp_path)
+    try:
+        c.start()
+        leader = c.leader()
+        put(leader, b"bound/k", b"v")
+        follower = c.followers(leader)[0]
+        c.wait_applied(follower, leader.status().commit_index)
+        assert get(follower, b"bound/k", consistency=pb.STALE,
+                   max_staleness_ms=2000).kvs[0].value == b"v"
+        c.pause(leader.node_id)
+        try:
+            def refused() -> bool:
+                try:
+                    get(follower, b"bound/k", consistency=pb.STALE, max_staleness_ms=100)
+                except grpc.RpcError as exc:
+                    assert status_code(exc) == grpc.StatusCode.UNAVAILABLE
+                    assert "too stale" in exc.details()
+                    return True
+                return False
+
+            wait_until("a bounded stale read is refused", refused, 10)
+            # an unbounded STALE read is still served locally
+            assert get(follower, b"bound/k", consistency=pb.STALE).kvs[0].value == b"v"
+        finally:
+            c.resume(leader.node_id)
+    finally:
+        c.close()
+
+
+def test_sigterm_on_leader_hands_over_leadership_and_exits_cleanly(tmp_path: Path) -> None:
+    c = Cluster(tmp_path)
+    try:
+        c.start()
+        old = c.leader()
+        put(old, b"term/k", b"v")
+        proc = old.proc
+        assert proc is not None
+        c.kill(old.node_id, signal.SIGTERM)
+        assert proc.returncode == 0
+        log_text = old.log_path.read_text()
+        assert '"leadership transferred"' in log_text and '"node stopped"' in log_text
+        new = c.leader(among=[n for n in c.nodes if n != old.node_id])
+        assert get(new, b"term/k").kvs[0].value == b"v"
+    finally:
+        c.close()
+
+
+def test_corrupted_log_refuses_to_start_with_one_clear_line(tmp_path: Path) -> None:
+    c = Cluster(tmp_path)
+    try:
+        c.start()
+        leader = c.leader()
+        marker = b"CORRUPT-ME-" * 4
+        put(leader, b"corrupt/k", marker)
+        victim = c.followers(leader)[0]
+        c.wait_applied(victim, leader.status().commit_index)
+        c.kill(victim.node_id, signal.SIGKILL)
+        data = next(victim.data_dir.rglob("data.mdb"))
+        raw = bytearray(data.read_bytes())
+        at = raw.find(marker)
+        assert at >= 0
+        while at >= 0:  # damage every copy (the log entry and the state record)
+            raw[at + 3] ^= 0xFF
+            at = raw.find(marker, at + 1)
+        data.write_bytes(bytes(raw))
+        victim_proc = subprocess.run(
+            [sys.executable, "-m", "kvraft.cli.main", "serve", "--id", str(victim.node_id),
+             "--peers", c.peers_flag, "--data-dir", str(victim.data_dir)],
+            capture_output=True, timeout=60,
+        )
+        assert victim_proc.returncode != 0
+        err = victim_proc.stderr.decode().strip().splitlines()
+        assert len(err) == 1, err
+        assert "refuses to start: damaged storage" in err[0]
+        assert "raft_log" in err[0]  # names what is damaged
+        assert victim_proc.stdout == b""  # never announced "serving"
+    finally:
+        c.close()
