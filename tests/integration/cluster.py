@@ -97,12 +97,19 @@ class Cluster:
                 log_path=self.root / f"n{i}.log",
             )
 
+    def add_node(self, node_id: int) -> Node:
+        """Define (not start) a new node; start it with ``start(node_id, join=True)``."""
+        n = Node(node_id=node_id, address=f"127.0.0.1:{free_port()}",
+                 data_dir=self.root / f"n{node_id}", log_path=self.root / f"n{node_id}.log")
+        self.nodes[node_id] = n
+        return n
+
     @property
     def peers_flag(self) -> str:
         return ",".join(f"{n.node_id}={n.address}" for n in self.nodes.values())
 
     # ------------------------------------------------------------------ processes
-    def start(self, node_id: int | None = None, *, wait: bool = True) -> None:
+    def start(self, node_id: int | None = None, *, wait: bool = True, join: bool = False) -> None:
         """Start one node (or every node) and wait for its "serving" line."""
         ids = [node_id] if node_id is not None else list(self.nodes)
         for i in ids:
@@ -112,6 +119,7 @@ class Cluster:
                 "--id", str(i), "--peers", self.peers_flag, "--data-dir", str(n.data_dir),
                 "--tick-ms", str(TICK_MS), "--election-ticks", str(ELECTION_TICKS),
                 "--log-format", "json", "--log-file", str(n.log_path),
+                *(["--join"] if join else []),
                 *self.extra_args,
             ]
             n.proc = subprocess.Popen(
