@@ -299,7 +299,10 @@ class Raft(Sender):
             self._campaign(pre_vote=False, transfer=transfer)
 
     def _has_unapplied_conf_change(self) -> bool:
-        lo, hi = self.log.applied + 1, self.log.committed + 1
+        # Entries folded into a snapshot (taken by the application, possibly before it
+        # called advance, or received and not yet durable) count as applied.
+        lo = max(self.log.applied, self.log.first_index() - 1) + 1
+        hi = self.log.committed + 1
         if lo >= hi:
             return False
         ents = self.log.entries(lo, hi)

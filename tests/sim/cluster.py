@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from kvraft.core import Config, RawNode
 from kvraft.core.types import (
     AppendEntries,
+    AppendResponse,
     ConfChange,
     ConfChangeType,
     ConfState,
@@ -46,8 +47,10 @@ from kvraft.core.types import (
     InstallSnapshot,
     Message,
     Ready,
+    RequestVote,
     Role,
     SnapshotMeta,
+    VoteResponse,
     decode_conf_change,
 )
 from kvraft.errors import (
@@ -569,6 +572,15 @@ def _fmt(msg: Message) -> str:
     extra = ""
     if isinstance(msg, AppendEntries):
         extra = f" prev=({msg.prev_index},{msg.prev_term}) n={len(msg.entries)} c={msg.commit}"
+    elif isinstance(msg, RequestVote):
+        extra = f" last=({msg.last_index},{msg.last_term}){' pre' * msg.pre_vote}"
+        extra += " transfer" * msg.transfer
+    elif isinstance(msg, VoteResponse):
+        extra = f" {'granted' if msg.granted else 'rejected'}{' pre' * msg.pre_vote}"
+    elif isinstance(msg, AppendResponse):
+        extra = f" index={msg.index}" + (f" reject hint={msg.hint_index}" if msg.reject else "")
+    elif isinstance(msg, InstallSnapshot):
+        extra = f" snap=({msg.meta.index},{msg.meta.term})"
     return f"{name} {msg.src}->{msg.dst} t{msg.term}{extra}"
 
 

@@ -53,7 +53,8 @@ def pump(cluster: Cluster, rng: random.Random) -> None:
             cluster.observe()
         batch = len(cluster.net.inflight)
         for _ in range(batch):
-            cluster.deliver(rng.randrange(len(cluster.net.inflight)))
+            what = cluster.deliver(rng.randrange(len(cluster.net.inflight)))
+            cluster.log(f"  deliver {what}")
             cluster.observe()
             moved = True
         if not moved:

@@ -5,8 +5,8 @@ bounded-delay network or not) and then ``steps`` actions, each chosen with fixed
 from the state of the cluster. Every random choice comes from ``random.Random(seed)``, so
 ``run_schedule(seed, ...)`` replays exactly; with ``trace`` it prints every step.
 
-Halfway through and at the end the schedule heals everything and requires liveness
-(``liveness.converge``). Any exception -- a SafetyViolation, a LivenessFailure, a
+Every ``CONVERGE_EVERY`` steps and at the end the schedule heals everything and requires
+liveness (``liveness.converge``). Any exception -- a SafetyViolation, a LivenessFailure, a
 ValueError from the store rejecting a write, an AssertionError inside the core -- fails
 the schedule at that step.
 """
@@ -21,6 +21,10 @@ from dataclasses import dataclass, field
 from kvraft.core.types import ConfChangeType, EntryType
 from tests.sim.cluster import Cluster, SimOptions
 from tests.sim.liveness import converge
+
+CONVERGE_EVERY = 250
+"""Heal and require liveness every this many steps, and after the last step (a fixed
+period, so a schedule cut short with --steps N replays the first N steps exactly)."""
 
 # (action, weight). Weights favour what makes progress; faults are rarer.
 WEIGHTS: tuple[tuple[str, float], ...] = (
@@ -218,7 +222,6 @@ def run_schedule(
         sched = Schedule(seed, nodes, trace)
         if trace is not None:
             trace(f"seed {seed}: {sched.opts}")
-        checkpoints = {steps // 2, steps}
         for step in range(1, steps + 1):
             out.steps = step
             action = sched.pick()
@@ -229,7 +232,7 @@ def run_schedule(
             if trace is not None:
                 trace(f"{step:5d} {action:<12} {what}")
                 trace(f"      {sched.cluster.summary()}")
-            if step in checkpoints:
+            if step % CONVERGE_EVERY == 0 or step == steps:
                 action = "converge"
                 out.liveness_ticks.append(sched.converge())
                 if trace is not None:
