@@ -242,7 +242,10 @@ class Raft(Sender):
             self._tick_leader()
         else:
             self.election_elapsed += 1
-            if self.election_elapsed >= self.randomized_timeout:
+            # A node that cannot campaign keeps counting, so its belief in a silent
+            # leader expires (it answers vote requests again) instead of being renewed
+            # at every timeout.
+            if self.election_elapsed >= self.randomized_timeout and self.promotable():
                 self.election_elapsed = 0
                 self.hup()
 

@@ -13,7 +13,7 @@ import pytest
 
 from kvraft.core.types import AppendEntries, ConfChangeType, Message, Role
 from tests.sim.cluster import Cluster, SimOptions
-from tests.sim.liveness import pump
+from tests.sim.liveness import LivenessFailure, converge, pump
 
 
 def settle(c: Cluster) -> None:
@@ -103,3 +103,62 @@ def test_snapshot_taken_between_apply_and_advance_then_campaign() -> None:
     c.campaign(2)  # must not read below the log's first index
     settle(c)
     c.observe()
+
+
+def test_a_voter_that_never_caught_up_still_answers_vote_requests() -> None:
+    """Seed 770 (3 nodes, 600 steps): node 4 was added as a voter but never received the
+    log (its own membership is empty, so it cannot campaign). It resets its election
+    timer at every timeout like a campaigning node, so with a timeout equal to
+    election_ticks it always believed in the old leader (check-quorum stickiness) and
+    ignored every vote request: the other voter could never win. Fixed in Raft.tick."""
+    for seed in range(20):
+        c = Cluster(SimOptions(nodes=1, election_ticks=5, pre_vote=False), seed=seed)
+        elect(c, 1)
+        c.tick_all()
+        settle(c)
+        assert "proposed" in c.conf_change(1, ConfChangeType.ADD_VOTER, 2)
+        c.cut_one_way(2, 1)  # node 2's answers are lost: the leader loses its quorum
+        for _ in range(12):
+            c.tick_all()
+            c.drain(1)
+            # node 2 hears heartbeats (it learns the leader) but no log entries
+            deliver_all(c, lambda m: not isinstance(m, AppendEntries))
+            c.net.inflight.clear()
+            c.drain(2)
+        n1 = c.nodes[1].raw
+        assert n1 is not None and n1.role != Role.LEADER
+        assert c.nodes[2].disk.store.last_index() == 0
+        converge(c, random.Random(seed))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=LivenessFailure,
+    reason="core bug (sim seeds 50, 381, 565, 763, 1454, 1520, 1528 at 3 nodes x 600 "
+    "steps): a leader that removes or demotes itself steps down as soon as it applies the "
+    "change, even when no remaining voter holds its whole log; the remaining voters "
+    "(some still in the old membership) then need its vote, which it refuses because "
+    "its log is longer, and it never campaigns: the cluster is unavailable for good",
+)
+def test_a_leader_that_demotes_itself_hands_over_first() -> None:
+    c = Cluster(
+        SimOptions(nodes=2, max_entries_per_msg=1, max_inflight_msgs=1, pre_vote=False),
+        seed=1,
+    )
+    elect(c, 1)
+    c.tick_all()
+    settle(c)
+    assert "proposed" in c.conf_change(1, ConfChangeType.ADD_LEARNER, 1)
+    c.propose(1)  # one more entry behind the demotion
+    c.drain(1)
+    # The demotion (and nothing after it) reaches node 2 and is acknowledged.
+    deliver_all(c, lambda m: isinstance(m, AppendEntries) and m.dst == 2)
+    c.net.inflight.clear()
+    c.drain(2)
+    deliver_all(c)
+    c.drain(1)  # node 1 commits and applies its demotion
+    c.net.inflight.clear()
+    n1, n2 = c.nodes[1].raw, c.nodes[2].raw
+    assert n1 is not None and n1.role == Role.LEARNER
+    assert n2 is not None and n2.last_index < n1.last_index
+    converge(c, random.Random(1))
