@@ -119,7 +119,8 @@ class Client(AdminMixin):
         req = range_request(to_bytes(key), to_bytes(range_end), prefix=prefix, limit=limit,
                             keys_only=keys_only, count_only=count_only, consistency=level,
                             max_staleness_ms=_staleness_ms(level, max_staleness))
-        return await self._range(req, level, timeout, f"range {_show(key)}")
+        what = "range" if prefix or range_end else "get"
+        return await self._range(req, level, timeout, f"{what} {_show(key)}")
 
     async def scan(self, key: Bytesish = b"", range_end: Bytesish | None = None, *,
                    prefix: Bytesish | None = None, limit: int = 0, page_size: int = 1000,

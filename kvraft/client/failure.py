@@ -73,6 +73,11 @@ class Failure(Exception):
         return self.kind is Kind.IN_DOUBT
 
     def __str__(self) -> str:
+        if self.kind is Kind.UNREACHABLE:
+            lowered = self.message.lower()
+            why = next((s for s in ("connection refused", "no route to host",
+                                    "network is unreachable") if s in lowered), "")
+            return f"{self.endpoint}: cannot connect" + (f" ({why})" if why else "")
         return f"{self.endpoint}: {self.code}: {self.message}"
 
 

@@ -184,9 +184,10 @@ class LocalCluster:
         running = [r for r in recorded.nodes if is_node_process(r)]
         if running:
             listing = ", ".join(f"node {r.node_id} pid {r.pid}" for r in running)
+            down = "kvraft cluster down" + (f" {recorded.spec}" if recorded.spec else "")
             raise AlreadyRunning(
                 f"cluster {self.spec.name!r} is already running ({listing}); "
-                f"use it, or stop it first with `kvraft cluster down`"
+                f"use it, or stop it first with `{down}`"
             )
         self.notify(
             f"removing stale PID file {self.spec.pid_file} "
@@ -211,7 +212,8 @@ class LocalCluster:
             node = self.extra[node_id]
             peers = ",".join(f"{n.id}={n.address}" for n in self.all_specs())
             argv += ["--id", str(node_id), "--listen", node.address, "--peers", peers,
-                     "--data-dir", str(self.spec.data_dir(node_id))]
+                     "--data-dir", str(self.spec.data_dir(node_id)),
+                     "--cluster-id", self.spec.name]
         else:
             argv += ["--cluster", str(self._spec_path()), "--id", str(node_id)]
         if join:
