@@ -18,10 +18,12 @@ COLUMNS = ("id", "address", "role", "term", "leader", "commit", "applied", "log"
            "snapshot", "db_size", "health")
 
 
-def status_row(address: str, st: NodeStatus | ClientError) -> dict[str, Any]:
+def status_row(address: str, st: NodeStatus | ClientError,
+               ids: dict[str, int] | None = None) -> dict[str, Any]:
+    """A table row; ``ids`` maps addresses to member ids (for nodes that did not answer)."""
     if isinstance(st, ClientError):
-        return {"id": "?", "address": address, "role": "unreachable",
-                "health": "unreachable", "error": str(st)}
+        return {"id": (ids or {}).get(address, "?"), "address": address,
+                "role": "unreachable", "health": "unreachable", "error": str(st)}
     return {
         "id": st.id, "address": st.address or address, "role": st.role, "term": st.term,
         "leader": st.leader_id or "none", "commit": st.commit_index,
@@ -31,9 +33,11 @@ def status_row(address: str, st: NodeStatus | ClientError) -> dict[str, Any]:
     }
 
 
-def status_json(address: str, st: NodeStatus | ClientError) -> dict[str, Any]:
+def status_json(address: str, st: NodeStatus | ClientError,
+                ids: dict[str, int] | None = None) -> dict[str, Any]:
     if isinstance(st, ClientError):
-        return {"address": address, "reachable": False, "error": str(st)}
+        return {"id": (ids or {}).get(address), "address": address, "reachable": False,
+                "error": str(st)}
     return {
         "reachable": True, "id": st.id, "address": st.address or address, "role": st.role,
         "term": st.term, "leader_id": st.leader_id, "leader_addr": st.leader_addr,
@@ -50,8 +54,11 @@ def status_json(address: str, st: NodeStatus | ClientError) -> dict[str, Any]:
 async def _status(c: Client, args: argparse.Namespace) -> int:
     rows = await c.cluster_status(timeout=args.timeout)
     answered = [st for _, st in rows if isinstance(st, NodeStatus)]
-    emit([status_row(a, st) for a, st in rows], COLUMNS, args.write_out,
-         json_value=[status_json(a, st) for a, st in rows])
+    ids = {m.address: m.id for st in answered for m in st.membership}
+    rows.sort(key=lambda r: (ids.get(r[0], 1 << 64) if isinstance(r[1], ClientError)
+                             else r[1].id, r[0]))
+    emit([status_row(a, st, ids) for a, st in rows], COLUMNS, args.write_out,
+         json_value=[status_json(a, st, ids) for a, st in rows])
     if not answered:
         raise CliError(f"no node answered (asked {', '.join(a for a, _ in rows)}); is the "
                        f"cluster running? start one with `kvraft cluster up`")

@@ -107,6 +107,8 @@ def test_status_table_and_json(cluster: LocalCluster, eps: dict[str, str]) -> No
     r = kvraft("status", env=eps)
     assert r.returncode == 0  # a leader is still known
     assert r.stdout.count("unreachable") == 2  # role and health of the dead node
+    dead = [ln for ln in r.stdout.splitlines() if "unreachable" in ln]
+    assert dead[0].split("|")[1].strip() == str(follower)  # its id, from the membership
 
 
 def test_membership_and_leadership(cluster: LocalCluster, eps: dict[str, str]) -> None:
