@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -209,6 +210,10 @@ class Driver:
     def deliver_snapshot(self, message: InstallSnapshot, path: str) -> None:
         """A snapshot file for ``message.meta`` is complete and durable at ``path``."""
         def work() -> None:
+            old = self._received.get(message.meta.index)
+            if old is not None and old != path:  # the same snapshot received twice
+                with contextlib.suppress(OSError):
+                    os.unlink(old)
             self._received[message.meta.index] = path
             self._step_all((message,))
 
@@ -387,7 +392,8 @@ class Driver:
         stats.readys += 1
         if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
             t0 = self._clock()
-            installed = await self._pump_until(self._in_io(self._persist, rd))
+            received = self._take_received(rd.snapshot)
+            installed = await self._pump_until(self._in_io(self._persist, rd, received))
             stats.save_seconds += self._clock() - t0
             stats.saves += 1
             stats.entries_saved += len(rd.entries)
@@ -412,16 +418,27 @@ class Driver:
         self._maybe_snapshot()
         await self._notify()
 
-    def _persist(self, rd: Ready) -> LocalSnapshot | None:
-        """I/O thread: restore a received snapshot, then one durable save of the Ready."""
+    def _persist(self, rd: Ready, received: Sequence[str]) -> LocalSnapshot | None:
+        """I/O thread: restore a received snapshot (``received[0]``; the rest are older
+        received files to delete), then one durable save of the Ready."""
         installed = None
         if rd.snapshot is not None:
-            path = self._received.pop(rd.snapshot.index, None)
-            if path is None:
-                raise AssertionError(f"no received file for snapshot {rd.snapshot.index}")
-            installed = self._sm.restore_snapshot(path, rd.snapshot)
+            installed = self._sm.restore_snapshot(received[0], rd.snapshot)
+            for stale in received[1:]:  # superseded transfers: never installed
+                with contextlib.suppress(OSError):
+                    os.unlink(stale)
         self._log.save(entries=rd.entries, hard_state=rd.hard_state, snapshot=rd.snapshot)
         return installed
+
+    def _take_received(self, snap: SnapshotMeta | None) -> list[str]:
+        """The received file for ``snap`` first, then older received files (driver task)."""
+        if snap is None:
+            return []
+        path = self._received.pop(snap.index, None)
+        if path is None:
+            raise AssertionError(f"no received file for snapshot {snap.index}")
+        older = [self._received.pop(i) for i in list(self._received) if i < snap.index]
+        return [path, *older]
 
     def _apply_conf_changes(self, committed: Sequence[Entry]) -> dict[int, ConfState]:
         """Call the core's apply_conf_change for each committed CONF_CHANGE entry, in
