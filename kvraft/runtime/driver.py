@@ -235,6 +235,11 @@ class Driver:
         Raises NotLeader (with the known leader), TransferInProgress, ProposalDropped,
         Overloaded (inflight budget exhausted), OutcomeUnknown (leadership lost before the
         entry applied) or DriverStopped."""
+        return await self.propose_nowait(data)
+
+    def propose_nowait(self, data: bytes) -> asyncio.Future[object | None]:
+        """As ``propose`` but returns the future at once (for callers that multiplex many
+        requests without a task each). Overloaded/DriverStopped are raised right away."""
         size = len(data)
         fut: asyncio.Future[object | None] = self._new_future()
         try:
@@ -256,7 +261,7 @@ class Driver:
             self._proposals.appended(index, self._node.term, size, fut)
 
         self._submit(work)
-        return await fut
+        return fut
 
     async def propose_conf_change(self, cc: ConfChange) -> ConfState:
         """Propose a membership change; returns the membership once it is applied here.
@@ -286,6 +291,10 @@ class Driver:
     async def read_index(self, *, lease: bool = False) -> int:
         """Linearizable read barrier: returns a read index once applied >= it; the caller
         then reads its local state. Raises NotLeader or DriverStopped."""
+        return await self.read_index_nowait(lease=lease)
+
+    def read_index_nowait(self, *, lease: bool = False) -> asyncio.Future[int]:
+        """As ``read_index`` but returns the future at once."""
         fut: asyncio.Future[int] = self._new_future()
 
         def work() -> None:
@@ -296,7 +305,7 @@ class Driver:
                 self._reads.drop(rid, exc)
 
         self._submit(work)
-        return await fut
+        return fut
 
     async def transfer_leadership(self, to: int) -> None:
         """Ask the core to hand leadership to ``to``; returns at once (see wait_for)."""

@@ -14,6 +14,7 @@ Every response header carries the node id, its term and the leader it knows.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,7 @@ from kvraft.kv.validate import (
     validate_txn,
 )
 from kvraft.runtime.driver import Driver
+from kvraft.runtime.errors import DriverStopped
 from kvraft.server.status import ApplyFailed, InvalidArgument, TooStale
 
 
@@ -57,23 +59,46 @@ class KvFrontend:
         h.leader_id = d.leader
         h.leader_addr = self._address_of(d.leader) if d.leader else ""
 
-    # ------------------------------------------------------------------ reads
+    # ------------------------------------------------------------------ async API
     async def range(self, req: Any) -> Any:
-        _check(lambda: validate_range(req, self._limits))
-        size = req.ByteSize()
-        if size > self._limits.max_request_bytes:
-            raise InvalidArgument(
-                f"range: request is {size} bytes; the limit is "
-                f"{self._limits.max_request_bytes} (max_request_bytes)"
-            )
-        if req.max_staleness_ms and req.consistency != pb.STALE:
-            raise InvalidArgument("range: max_staleness_ms is only allowed with STALE reads")
-        if req.consistency == pb.LINEARIZABLE:
-            await self._driver.read_index()
-        elif req.consistency == pb.LEASE:
-            await self._driver.read_index(lease=self._lease_reads)
-        elif req.max_staleness_ms:
-            self._check_fresh(req.max_staleness_ms)
+        return await _wait(self.start_range, req)
+
+    async def put(self, req: Any) -> Any:
+        return await _wait(self.start_write, req)
+
+    async def delete_range(self, req: Any) -> Any:
+        return await _wait(self.start_write, req)
+
+    async def txn(self, req: Any) -> Any:
+        return await _wait(self.start_write, req)
+
+    # ------------------------------------------------------------------ reads
+    def start_range(self, req: Any, done: Done) -> None:
+        """Serve a RangeRequest; ``done(response, None)`` or ``done(None, error)`` is
+        called exactly once, possibly before this returns."""
+        try:
+            _check(lambda: validate_range(req, self._limits))
+            size = req.ByteSize()
+            if size > self._limits.max_request_bytes:
+                raise InvalidArgument(
+                    f"range: request is {size} bytes; the limit is "
+                    f"{self._limits.max_request_bytes} (max_request_bytes)"
+                )
+            if req.max_staleness_ms and req.consistency != pb.STALE:
+                raise InvalidArgument("range: max_staleness_ms is only allowed with STALE reads")
+            if req.consistency == pb.STALE:
+                if req.max_staleness_ms:
+                    self._check_fresh(req.max_staleness_ms)
+                done(self._serve_range(req), None)
+                return
+            lease = req.consistency == pb.LEASE and self._lease_reads
+            barrier = self._driver.read_index_nowait(lease=lease)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller
+            done(None, exc)
+            return
+        barrier.add_done_callback(lambda f: _settle(f, done, lambda _i: self._serve_range(req)))
+
+    def _serve_range(self, req: Any) -> Any:
         resp = self._machine.range(req)
         self.header(resp.header)
         return resp
@@ -94,16 +119,18 @@ class KvFrontend:
             )
 
     # ------------------------------------------------------------------ writes
-    async def put(self, req: Any) -> Any:
-        return await self._write(req)
+    def start_write(self, req: Any, done: Done) -> None:
+        """Propose a PutRequest, DeleteRangeRequest or TxnRequest; ``done`` as above,
+        called once the command is applied on this node (or failed)."""
+        try:
+            data = self._encode_write(req)
+            applied = self._driver.propose_nowait(data)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller
+            done(None, exc)
+            return
+        applied.add_done_callback(lambda f: _settle(f, done, self._write_response))
 
-    async def delete_range(self, req: Any) -> Any:
-        return await self._write(req)
-
-    async def txn(self, req: Any) -> Any:
-        return await self._write(req)
-
-    async def _write(self, req: Any) -> Any:
+    def _encode_write(self, req: Any) -> bytes:
         if isinstance(req, pb.PutRequest):
             _check(lambda: validate_put(req, self._limits))
         elif isinstance(req, pb.DeleteRangeRequest):
@@ -118,7 +145,9 @@ class KvFrontend:
                 f"request is {len(data)} bytes; the limit is {self._limits.max_request_bytes} "
                 "(max_request_bytes)"
             )
-        result: Any = await self._driver.propose(data)
+        return data
+
+    def _write_response(self, result: Any) -> Any:
         kind = result.WhichOneof("result") if result is not None else None
         if kind is None:
             raise ApplyFailed(13, "the state machine returned no result")
@@ -127,6 +156,42 @@ class KvFrontend:
         out = getattr(result, kind)
         self.header(out.header)
         return out
+
+
+Done = Callable[[Any, BaseException | None], None]
+"""Completion callback: (response, None) on success, (None, error) on failure."""
+
+
+def _settle(fut: asyncio.Future[Any], done: Done, respond: Callable[[Any], Any]) -> None:
+    """Finish a request whose driver future ``fut`` completed."""
+    if fut.cancelled():
+        done(None, DriverStopped("the request was cancelled"))
+        return
+    exc = fut.exception()
+    if exc is not None:
+        done(None, exc)
+        return
+    try:
+        resp = respond(fut.result())
+    except Exception as err:  # noqa: BLE001 - handed to the caller
+        done(None, err)
+        return
+    done(resp, None)
+
+
+async def _wait(start: Callable[[Any, Done], None], req: Any) -> Any:
+    fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def done(resp: Any, exc: BaseException | None) -> None:
+        if fut.done():
+            return
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(resp)
+
+    start(req, done)
+    return await fut
 
 
 def _check(validate: Callable[[], None]) -> None:

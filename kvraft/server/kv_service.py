@@ -3,11 +3,12 @@
 The logic lives in :class:`~kvraft.server.frontend.KvFrontend`; this module only turns
 its results and errors into gRPC responses and statuses (kvraft/server/status.py).
 
-Batch: requests are read as they arrive and each is handled concurrently (one small task
-per request, no thread); responses are written in completion order, each with the id of
-its request. A failed request yields a BatchResponse with ``error`` set and the stream
-stays open. Many requests in flight on one stream reach the driver together and share a
-Ready: one fsync and one AppendEntries per follower for all of them.
+Batch: requests are read as they arrive and each is started at once (no task and no
+thread per request: completion callbacks queue the answers); responses are written in
+completion order, each with the id of its request. A failed request yields a
+BatchResponse with ``error`` set and the stream stays open. Many requests in flight on
+one stream reach the driver together and share a Ready: one fsync and one AppendEntries
+per follower for all of them.
 """
 
 from __future__ import annotations
@@ -58,59 +59,68 @@ class KvService(kv_pb2_grpc.KVServicer):  # type: ignore[misc]
             await self._abort(context, exc)
 
     async def Batch(self, request_iterator: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
-        done: asyncio.Queue[Any] = asyncio.Queue()
-        running: set[asyncio.Task[None]] = set()
-        end = object()  # sentinel: reading finished and every request answered
-
-        async def handle(req: Any) -> None:
-            done.put_nowait(await self._one(req))
+        answers: asyncio.Queue[Any] = asyncio.Queue()  # BatchResponses, or _READ_DONE
+        pending = 0  # requests read and not yet answered
 
         async def read_all() -> None:
+            nonlocal pending
             try:
                 async for req in request_iterator:
-                    task = asyncio.create_task(handle(req))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
-                while running:
-                    await asyncio.wait(set(running))
+                    pending += 1
+                    self._dispatch(req, answers.put_nowait)
             finally:
-                done.put_nowait(end)
+                answers.put_nowait(_READ_DONE)
 
         reader = asyncio.create_task(read_all())
         try:
-            while True:
-                resp = await done.get()
-                if resp is end:
-                    break
-                yield resp
-            reader.result()  # re-raise a stream-level read error, if any
+            reading = True
+            while reading or pending:
+                item = await answers.get()
+                if item is _READ_DONE:
+                    reading = False
+                    if reader.exception() is not None:
+                        raise reader.exception()  # type: ignore[misc]
+                    continue
+                pending -= 1
+                yield item
         finally:
             reader.cancel()
-            for task in list(running):
-                task.cancel()
 
-    async def _one(self, req: Any) -> Any:
+    def _dispatch(self, req: Any, emit: Callable[[Any], None]) -> None:
+        """Start one Batch request; ``emit`` gets its BatchResponse exactly once."""
+        rid = req.id
         kind = req.WhichOneof("request")
-        resp = pb.BatchResponse(id=req.id)
-        try:
-            if kind == "range":
-                resp.range.CopyFrom(await self._fe.range(req.range))
-            elif kind == "put":
-                resp.put.CopyFrom(await self._fe.put(req.put))
-            elif kind == "delete_range":
-                resp.delete_range.CopyFrom(await self._fe.delete_range(req.delete_range))
-            elif kind == "txn":
-                resp.txn.CopyFrom(await self._fe.txn(req.txn))
-            else:
-                resp.error.code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
-                resp.error.message = (
-                    "batch request: no request set (range, put, delete_range or txn)"
-                )
-        except Exception as exc:  # noqa: BLE001 - reported in the response
-            f = describe(exc, self._address_of)
-            resp.error.code = f.code.value[0]
-            resp.error.message = f.message
-            resp.error.leader_id = f.leader_id
-            resp.error.leader_addr = f.leader_addr
-            resp.error.outcome_unknown = f.outcome_unknown
-        return resp
+
+        def done(resp: Any, exc: BaseException | None) -> None:
+            out = pb.BatchResponse(id=rid)
+            try:
+                if exc is None:
+                    getattr(out, kind).CopyFrom(resp)
+                else:
+                    self._error(out, exc)
+            except Exception as err:  # noqa: BLE001 - the request must still be answered
+                self._error(out, err)
+            emit(out)
+
+        if kind == "range":
+            self._fe.start_range(req.range, done)
+        elif kind in ("put", "delete_range", "txn"):
+            self._fe.start_write(getattr(req, kind), done)
+        else:
+            out = pb.BatchResponse(id=rid)
+            out.error.code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+            out.error.message = "batch request: no request set (range, put, delete_range or txn)"
+            emit(out)
+
+    def _error(self, out: Any, exc: BaseException) -> None:
+        f = describe(exc, self._address_of)
+        out.ClearField("response")
+        out.error.code = f.code.value[0]
+        out.error.message = f.message
+        out.error.leader_id = f.leader_id
+        out.error.leader_addr = f.leader_addr
+        out.error.outcome_unknown = f.outcome_unknown
+
+
+_READ_DONE = object()
+"""Queued after the last request of a Batch stream was read."""
