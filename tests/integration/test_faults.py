@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -10,7 +11,16 @@ import pytest
 
 from kvraft._pb.kvraft.v1 import kv_pb2 as pb
 
-from .cluster import ELECTION_TIMEOUT_S, LEADER, Cluster, get, status_code, wait_until
+from .cluster import (
+    ELECTION_TIMEOUT_S,
+    LEADER,
+    Cluster,
+    get,
+    put,
+    status_code,
+    trailing,
+    wait_until,
+)
 from .load import WriteLoad
 
 pytestmark = pytest.mark.integration
@@ -121,8 +131,16 @@ def test_isolated_leader_never_serves_a_linearizable_read_and_steps_down(
     for f in followers:
         c.pause(f.node_id)
     try:
-        with pytest.raises(grpc.RpcError) as info:
-            get(leader, b"iso/k", timeout=3)
+        with ThreadPoolExecutor(1) as pool:  # a write in flight while leadership is lost
+            write = pool.submit(lambda: put(leader, b"iso/k", b"during", timeout=5))
+            with pytest.raises(grpc.RpcError) as info:
+                get(leader, b"iso/k", timeout=3)
+            with pytest.raises(grpc.RpcError) as lost:
+                write.result(timeout=10)
+        assert status_code(lost.value) in (grpc.StatusCode.UNAVAILABLE,
+                                           grpc.StatusCode.DEADLINE_EXCEEDED), lost.value
+        if status_code(lost.value) == grpc.StatusCode.UNAVAILABLE:
+            assert trailing(lost.value).get("x-kvraft-outcome") == "unknown", lost.value
         assert status_code(info.value) in (
             grpc.StatusCode.UNAVAILABLE,
             grpc.StatusCode.FAILED_PRECONDITION,
@@ -138,4 +156,4 @@ def test_isolated_leader_never_serves_a_linearizable_read_and_steps_down(
         for f in followers:
             c.resume(f.node_id)
     new = c.leader()
-    assert get(new, b"iso/k").kvs[0].value == b"before"
+    assert get(new, b"iso/k").kvs[0].value in (b"before", b"during")  # outcome unknown
