@@ -15,10 +15,12 @@ import grpc
 
 from kvraft.errors import (
     ConfChangeInProgress,
+    Corrupted,
     InvalidConfChange,
     KvRaftError,
     NotLeader,
     ProposalDropped,
+    StorageError,
     TransferInProgress,
 )
 from kvraft.runtime.errors import DriverStopped, OutcomeUnknown, Overloaded
@@ -96,6 +98,11 @@ def describe(exc: BaseException, address_of: Callable[[int], str]) -> Failure:
             return Failure(grpc.StatusCode.UNAVAILABLE, f"too stale: {exc}")
         case DriverStopped():
             return Failure(grpc.StatusCode.UNAVAILABLE, f"node unavailable: {exc}")
+        case Corrupted():
+            return Failure(grpc.StatusCode.DATA_LOSS,
+                           f"damaged storage on this node: {exc}; use another node")
+        case StorageError():
+            return Failure(grpc.StatusCode.UNAVAILABLE, f"storage unavailable: {exc}")
         case ApplyFailed(code=code):
             return Failure(_CODES.get(code, grpc.StatusCode.UNKNOWN), str(exc))
         case asyncio.TimeoutError():
