@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "leader",
     "snapshot",
     "cluster",
+    "bench",
 )
 
 
