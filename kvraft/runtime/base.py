@@ -30,6 +30,30 @@ from kvraft.core.types import (
 )
 
 
+@dataclass(slots=True)
+class DriverStats:
+    """Counters for metrics and benchmarks (monotonic, since start)."""
+
+    readys: int = 0  # Readys handled
+    saves: int = 0  # durable log writes (one per Ready that had something to persist)
+    entries_saved: int = 0  # log entries persisted
+    applies: int = 0  # state machine transactions
+    entries_applied: int = 0  # entries applied
+    save_seconds: float = 0.0  # wall time spent waiting for log writes
+    apply_seconds: float = 0.0  # wall time spent waiting for state machine transactions
+    messages_sent: int = 0  # messages handed to the transport
+    snapshots: int = 0  # snapshots taken locally
+    snapshots_installed: int = 0  # snapshots received and installed
+
+
+@dataclass(frozen=True, slots=True)
+class DriverConfig:
+    tick_ms: int = 50  # wall-clock length of one core tick
+    snapshot_entries: int = 10_000  # applied entries between automatic snapshots (0 = never)
+    max_inflight_proposals: int = 4096  # proposals admitted and not yet applied
+    max_inflight_bytes: int = 64 << 20  # their total size in bytes
+
+
 @dataclass(frozen=True, slots=True)
 class LocalSnapshot:
     """A snapshot file on this node's disk and what it stands for."""

@@ -46,10 +46,8 @@ import contextlib
 import functools
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -71,38 +69,24 @@ from kvraft.core.types import (
     decode_conf_change,
 )
 from kvraft.errors import Compacted, KvRaftError, NotLeader
-from kvraft.runtime.base import DurableLog, LocalSnapshot, RaftNode, StateMachine, Transport
+from kvraft.runtime.base import (
+    DriverConfig,
+    DriverStats,
+    DurableLog,
+    LocalSnapshot,
+    RaftNode,
+    StateMachine,
+    Transport,
+)
 from kvraft.runtime.errors import DriverStopped, OutcomeUnknown
 from kvraft.runtime.freshness import Freshness, quorum_time
+from kvraft.runtime.inbox import Inbox
+from kvraft.runtime.snapshots import SnapshotFiles
 from kvraft.runtime.waiters import ProposalTracker, ReadWaiters
 
 T = TypeVar("T")
 
 MembershipListener = Callable[[ConfChange, ConfState], None]
-
-
-@dataclass(slots=True)
-class DriverStats:
-    """Counters for metrics and benchmarks (monotonic, since start)."""
-
-    readys: int = 0  # Readys handled
-    saves: int = 0  # durable log writes (one per Ready that had something to persist)
-    entries_saved: int = 0  # log entries persisted
-    applies: int = 0  # state machine transactions
-    entries_applied: int = 0  # entries applied
-    save_seconds: float = 0.0  # wall time spent waiting for log writes
-    apply_seconds: float = 0.0  # wall time spent waiting for state machine transactions
-    messages_sent: int = 0  # messages handed to the transport
-    snapshots: int = 0  # snapshots taken locally
-    snapshots_installed: int = 0  # snapshots received and installed
-
-
-@dataclass(frozen=True, slots=True)
-class DriverConfig:
-    tick_ms: int = 50  # wall-clock length of one core tick
-    snapshot_entries: int = 10_000  # applied entries between automatic snapshots (0 = never)
-    max_inflight_proposals: int = 4096  # proposals admitted and not yet applied
-    max_inflight_bytes: int = 64 << 20  # their total size in bytes
 
 
 class Driver:
@@ -139,12 +123,8 @@ class Driver:
         self._snap_pool = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"kvraft-snap-{node.id}"
         )
-        self._inbox: deque[Callable[[], None]] = deque()  # work for the driver task, FIFO
-        self._ticks_due = 0  # timer ticks not yet given to the core; >= 0
-        self._wake: asyncio.Event | None = None  # set whenever the driver task has work
+        self._inbox = Inbox(config.tick_ms)  # work for the driver task, and ticks
         self._task: asyncio.Task[None] | None = None  # the driver task, once started
-        self._timer: asyncio.TimerHandle | None = None  # the next tick
-        self._next_tick_at = 0.0  # loop time the next tick is due
         self._stopping = False  # no new work accepted once True
         self.done: asyncio.Future[None] | None = None  # result: None (stopped) or the fatal error
 
@@ -155,11 +135,7 @@ class Driver:
         self.term = node.term  # term as of the latest Ready
         self.role = node.role  # role as of the latest Ready
         self.conf_state = node.conf_state  # membership applied (in force) on this node
-        self.latest_snapshot = latest_snapshot  # newest complete local snapshot file
-        self._snapshots: dict[int, LocalSnapshot] = {}  # local snapshot files by index
-        if latest_snapshot is not None:
-            self._snapshots[latest_snapshot.meta.index] = latest_snapshot
-        self._received: dict[int, str] = {}  # snapshot files received, by meta.index
+        self._files = SnapshotFiles(latest_snapshot)  # local and received snapshot files
         self._since_snapshot = applied_index - log.snapshot_meta().index  # applied since
         self._snapshotting: asyncio.Future[LocalSnapshot] | None = None  # running snapshot
         self._proposals = ProposalTracker(
@@ -178,19 +154,16 @@ class Driver:
     def start(self) -> None:
         """Start the driver task and the tick timer on the running loop."""
         loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
         self.done = loop.create_future()
-        self._next_tick_at = loop.time() + self.config.tick_ms / 1000
-        self._timer = loop.call_at(self._next_tick_at, self._on_tick)
+        self._inbox.start()
         self._task = loop.create_task(self._run(), name=f"kvraft-driver-{self._node.id}")
 
     async def stop(self) -> None:
         """Stop after the Ready in progress (if any) is fully handled; fail every waiter
         with DriverStopped; wait for the I/O and snapshot threads. Idempotent."""
         self._stopping = True
-        if self._wake is not None:
-            self._wake.set()
+        self._inbox.close()
         if self._task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._task)
@@ -210,11 +183,7 @@ class Driver:
     def deliver_snapshot(self, message: InstallSnapshot, path: str) -> None:
         """A snapshot file for ``message.meta`` is complete and durable at ``path``."""
         def work() -> None:
-            old = self._received.get(message.meta.index)
-            if old is not None and old != path:  # the same snapshot received twice
-                with contextlib.suppress(OSError):
-                    os.unlink(old)
-            self._received[message.meta.index] = path
+            self._files.received(message.meta, path)
             self._step_all((message,))
 
         if not self._stopping:
@@ -240,7 +209,18 @@ class Driver:
     def propose_nowait(self, data: bytes) -> asyncio.Future[object | None]:
         """As ``propose`` but returns the future at once (for callers that multiplex many
         requests without a task each). Overloaded/DriverStopped are raised right away."""
-        size = len(data)
+        return self._propose(lambda: self._node.propose(data), len(data))
+
+    async def propose_conf_change(self, cc: ConfChange) -> ConfState:
+        """Propose a membership change; returns the membership once it is applied here.
+        Raises NotLeader, ConfChangeInProgress, InvalidConfChange, OutcomeUnknown."""
+        result = await self._propose(lambda: self._node.propose_conf_change(cc), 0)
+        assert isinstance(result, ConfState)
+        return result
+
+    def _propose(self, append: Callable[[], int], size: int) -> asyncio.Future[object | None]:
+        """Admit a proposal of ``size`` bytes, then (on the driver task) ``append`` it to
+        the core's log and track it until its index applies."""
         fut: asyncio.Future[object | None] = self._new_future()
         try:
             self._proposals.admit(size)
@@ -253,7 +233,7 @@ class Driver:
                 self._proposals.release(size)
                 return
             try:
-                index = self._node.propose(data)
+                index = append()
             except KvRaftError as exc:
                 self._proposals.release(size)
                 fut.set_exception(exc)
@@ -262,31 +242,6 @@ class Driver:
 
         self._submit(work)
         return fut
-
-    async def propose_conf_change(self, cc: ConfChange) -> ConfState:
-        """Propose a membership change; returns the membership once it is applied here.
-        Raises NotLeader, ConfChangeInProgress, InvalidConfChange, OutcomeUnknown."""
-        fut: asyncio.Future[object | None] = self._new_future()
-        try:
-            self._proposals.admit(0)
-        except Exception:
-            fut.cancel()
-            raise
-
-        def work() -> None:
-            try:
-                index = self._node.propose_conf_change(cc)
-            except KvRaftError as exc:
-                self._proposals.release(0)
-                if not fut.done():
-                    fut.set_exception(exc)
-                return
-            self._proposals.appended(index, self._node.term, 0, fut)
-
-        self._submit(work)
-        result = await fut
-        assert isinstance(result, ConfState)
-        return result
 
     async def read_index(self, *, lease: bool = False) -> int:
         """Linearizable read barrier: returns a read index once applied >= it; the caller
@@ -372,18 +327,17 @@ class Driver:
         error: BaseException | None = None
         try:
             while not self._stopping:
-                self._drain()
+                self._inbox.drain(self._tick)  # ticks first, then queued work in order
                 if self._node.has_ready():
                     await self._handle_ready(self._node.ready())
                 else:
-                    await self._wait_input()
+                    await self._inbox.wait()
         except BaseException as exc:  # noqa: BLE001 - any failure here is fatal
             error = exc
             self._log_.error("driver stopped by a fatal error", error=repr(exc))
         finally:
             self._stopping = True
-            if self._timer is not None:
-                self._timer.cancel()
+            self._inbox.close()
             self._fail_everything(error)
             if not self.done.done():
                 if error is None or isinstance(error, asyncio.CancelledError):
@@ -401,7 +355,7 @@ class Driver:
         stats.readys += 1
         if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
             t0 = self._clock()
-            received = self._take_received(rd.snapshot)
+            received = self._files.take_received(rd.snapshot) if rd.snapshot else []
             installed = await self._pump_until(self._in_io(self._persist, rd, received))
             stats.save_seconds += self._clock() - t0
             stats.saves += 1
@@ -438,16 +392,6 @@ class Driver:
                     os.unlink(stale)
         self._log.save(entries=rd.entries, hard_state=rd.hard_state, snapshot=rd.snapshot)
         return installed
-
-    def _take_received(self, snap: SnapshotMeta | None) -> list[str]:
-        """The received file for ``snap`` first, then older received files (driver task)."""
-        if snap is None:
-            return []
-        path = self._received.pop(snap.index, None)
-        if path is None:
-            raise AssertionError(f"no received file for snapshot {snap.index}")
-        older = [self._received.pop(i) for i in list(self._received) if i < snap.index]
-        return [path, *older]
 
     def _apply_conf_changes(self, committed: Sequence[Entry]) -> dict[int, ConfState]:
         """Call the core's apply_conf_change for each committed CONF_CHANGE entry, in
@@ -578,11 +522,12 @@ class Driver:
             self._log.compact(meta)
 
     def _register_snapshot(self, snap: LocalSnapshot) -> None:
-        self._snapshots[snap.meta.index] = snap
-        if self.latest_snapshot is None or snap.meta.index >= self.latest_snapshot.meta.index:
-            self.latest_snapshot = snap
-        for index in sorted(self._snapshots)[:-4]:  # the state machine prunes the files
-            del self._snapshots[index]
+        self._files.register(snap)
+
+    @property
+    def latest_snapshot(self) -> LocalSnapshot | None:
+        """The newest complete local snapshot file (taken here or installed)."""
+        return self._files.latest
 
     # ------------------------------------------------------------------ plumbing
     def _send(self, messages: Sequence[Message]) -> None:
@@ -591,7 +536,7 @@ class Driver:
         plain: list[Message] = []
         for m in messages:
             if isinstance(m, InstallSnapshot):
-                snap = self._snapshots.get(m.meta.index)
+                snap = self._files.for_index(m.meta.index)
                 if snap is None:
                     self._log_.warning("no snapshot file to send", index=m.meta.index, to=m.dst)
                     self._submit(functools.partial(self._node.report_snapshot, m.dst, False))
@@ -622,55 +567,18 @@ class Driver:
                 case _:
                     pass
 
-    def _on_tick(self) -> None:
-        assert self._wake is not None
-        loop = asyncio.get_running_loop()
-        period = self.config.tick_ms / 1000
-        self._ticks_due += 1
-        self._next_tick_at += period
-        now = loop.time()
-        if self._next_tick_at < now - 5 * period:  # fell far behind: don't burst
-            self._next_tick_at = now + period
-        if not self._stopping:
-            self._timer = loop.call_at(self._next_tick_at, self._on_tick)
-        self._wake.set()
-
-    def _drain(self) -> None:
-        """Give the core every queued input: ticks first, then the inbox in order."""
+    def _tick(self) -> None:
         node = self._node
-        while self._ticks_due:
-            self._ticks_due -= 1
-            node.tick()
-            if self._term_committed and node.conf_state.voters == {node.id}:
-                self._freshness.heard(node.commit, self._clock())
-        inbox = self._inbox
-        while inbox:
-            inbox.popleft()()
+        node.tick()
+        if self._term_committed and node.conf_state.voters == {node.id}:
+            self._freshness.heard(node.commit, self._clock())
 
     def _submit(self, work: Callable[[], None]) -> None:
-        self._inbox.append(work)
-        if self._wake is not None:
-            self._wake.set()
-
-    async def _wait_input(self) -> None:
-        assert self._wake is not None
-        if not self._inbox and not self._ticks_due and not self._stopping:
-            await self._wake.wait()
-        self._wake.clear()
+        self._inbox.put(work)
 
     async def _pump_until(self, fut: asyncio.Future[T]) -> T:
         """Keep feeding inputs to the core until ``fut`` (an I/O job) completes."""
-        assert self._wake is not None
-        wake = self._wake
-        fut.add_done_callback(lambda _f: wake.set())
-        while not fut.done():
-            if self._stopping:  # finish this Ready, take no more input
-                await asyncio.wait((fut,))
-                break
-            self._drain()
-            if not fut.done():
-                await self._wait_input()
-        return fut.result()
+        return await self._inbox.pump_until(fut, self._tick)
 
     def _in_io(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         return asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
@@ -711,7 +619,7 @@ class Driver:
         stopped = "the node stopped" + (f" after a fatal error: {error!r}" if error else "")
         self._proposals.fail_all(lambda: DriverStopped(stopped))
         self._reads.fail_all(lambda: DriverStopped(stopped))
-        self._inbox.clear()
+        self._inbox.close()
         for fut in list(self._waiting):  # callers whose work was still queued
             if not fut.done():
                 fut.set_exception(DriverStopped(stopped))

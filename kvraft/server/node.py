@@ -28,8 +28,8 @@ from kvraft.core import Config, RawNode
 from kvraft.core.types import ConfChange, ConfState, InstallSnapshot, Message, Role
 from kvraft.kv.machine import KvStateMachine
 from kvraft.kv.validate import Limits as KvLimits
+from kvraft.runtime import Driver, DriverConfig
 from kvraft.runtime.base import LocalSnapshot
-from kvraft.runtime.driver import Driver, DriverConfig
 from kvraft.server import recovery
 from kvraft.server.admin_service import AdminService
 from kvraft.server.config import NodeConfig

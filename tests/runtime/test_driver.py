@@ -25,7 +25,7 @@ from kvraft.core.types import (
     VoteResponse,
 )
 from kvraft.errors import NotLeader
-from kvraft.runtime.driver import Driver, DriverConfig
+from kvraft.runtime import Driver, DriverConfig
 from kvraft.runtime.errors import DriverStopped, OutcomeUnknown, Overloaded
 
 from .fakes import FakeLog, FakeNode, FakeStateMachine, FakeTransport, Journal, fail_storage

@@ -23,8 +23,8 @@ from kvraft.core.types import (
     Role,
     SnapshotMeta,
 )
+from kvraft.runtime import Driver, DriverConfig
 from kvraft.runtime.base import LocalSnapshot
-from kvraft.runtime.driver import Driver, DriverConfig
 from kvraft.storage.memory import MemoryLogStore
 
 IDS = (1, 2, 3)
