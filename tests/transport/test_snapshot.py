@@ -88,7 +88,7 @@ async def feed(chunks: list[Any]) -> AsyncIterator[Any]:
 
 
 def corrupt_data(cs: list[Any]) -> None:
-    cs[1].data = b"X" + cs[1].data[1:]
+    cs[1].data = bytes([cs[1].data[0] ^ 0xFF]) + cs[1].data[1:]  # always a real change
 
 
 def corrupt_file_crc(cs: list[Any]) -> None:
