@@ -52,6 +52,7 @@ class Kind(enum.Enum):
     OVERLOADED = "overloaded"  # RESOURCE_EXHAUSTED: back off
     UNREACHABLE = "unreachable"  # never connected: try another endpoint
     IN_DOUBT = "in doubt"  # sent, no answer (timeout, reset, outcome unknown): retry
+    DAMAGED = "damaged"  # DATA_LOSS: the node's storage is damaged; skip it (in doubt)
     INVALID = "invalid"  # INVALID_ARGUMENT: give up at once
     FATAL = "fatal"  # anything else: give up at once
 
@@ -70,7 +71,7 @@ class Failure(Exception):
     @property
     def in_doubt(self) -> bool:
         """True if a write attempt may have been applied."""
-        return self.kind is Kind.IN_DOUBT
+        return self.kind in (Kind.IN_DOUBT, Kind.DAMAGED)
 
     def __str__(self) -> str:
         if self.kind is Kind.UNREACHABLE:
@@ -98,6 +99,8 @@ def _classify(code: grpc.StatusCode, message: str, from_server: bool,
         return Kind.IN_DOUBT  # the connection broke after the request may have left
     if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
         return Kind.IN_DOUBT
+    if code is grpc.StatusCode.DATA_LOSS:
+        return Kind.DAMAGED
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         return Kind.OVERLOADED
     if code is grpc.StatusCode.INVALID_ARGUMENT:

@@ -216,7 +216,7 @@ class Caller:
                 # one hop to the named leader, no waiting
                 retry_now = self._pool.redirect(ep.address, last.leader_addr)
                 self.stats.redirects += retry_now
-            elif kind is Kind.UNREACHABLE:
+            elif kind in (Kind.UNREACHABLE, Kind.DAMAGED):
                 self._pool.mark_down(ep.address)
                 retry_now = any(e.down_until <= time.monotonic()
                                 for e in self._pool.endpoints.values())

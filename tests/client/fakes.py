@@ -150,6 +150,7 @@ class Behaviour:
     overloaded: int = 0  # next N requests answer RESOURCE_EXHAUSTED
     batch: bool = True  # serve the Batch stream (else UNIMPLEMENTED)
     conf_busy: int = 0  # next N membership changes answer "change pending"
+    damaged: bool = False  # every KV request answers DATA_LOSS
 
 
 class FakeCluster:
@@ -237,6 +238,9 @@ class FakeNode(kv_pb2_grpc.KVServicer, admin_pb2_grpc.AdminServicer):
         b = self.behaviour
         if b.silent:
             await asyncio.Event().wait()
+        if b.damaged:
+            raise FakeError(grpc.StatusCode.DATA_LOSS, "damaged storage on this node: "
+                            "record 7 failed its checksum; use another node")
         if b.overloaded:
             b.overloaded -= 1
             raise FakeError(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many proposals in flight")

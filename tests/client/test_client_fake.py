@@ -126,7 +126,7 @@ def test_a_lost_outcome_is_retried_with_the_same_seq_and_applied_once() -> None:
 
 def test_failover_when_the_leader_dies_and_another_takes_over() -> None:
     async def scenario(cluster: FakeCluster) -> None:
-        async with client(cluster) as c:
+        async with client(cluster, timeout=10.0) as c:
             await c.put("k", "1")
             assert c.leader == cluster.node(1).address
             await cluster.node(1).stop()
@@ -292,6 +292,22 @@ def test_stale_reads_spread_over_nodes_and_need_no_leader() -> None:
             with pytest.raises(Unavailable):
                 await c.get("k", timeout=0.3)  # linearizable needs a leader
         assert all(n.calls["range"] >= 5 for n in cluster.nodes)
+
+    run(scenario)
+
+
+def test_a_node_with_damaged_storage_is_skipped() -> None:
+    async def scenario(cluster: FakeCluster) -> None:
+        cluster.store.put(b"k", b"v", False)
+        cluster.node(2).behaviour.damaged = True
+        async with client(cluster) as c:
+            for _ in range(10):
+                kv = await c.get("k", consistency="stale")
+                assert kv is not None and kv.value == b"v"
+            cluster.node(1).behaviour.damaged = True  # the leader itself
+            with pytest.raises(OutcomeUnknown, match="damaged storage"):
+                await c.put("k", "w", timeout=0.5)
+        assert cluster.node(2).calls["range"] <= 2  # skipped after the first refusal
 
     run(scenario)
 
