@@ -67,7 +67,7 @@ class Lab:
 @contextlib.asynccontextmanager
 async def running_lab(tmp_path: Path) -> AsyncIterator[Lab]:
     net = netns.NetnsNetwork({1: PORT, 2: PORT, 3: PORT})
-    net.setup()
+    await net.setup()
     commands = [NodeCommand(n, [sys.executable, NETCHECK, "serve", net.ip(n), str(PORT),
                                 str(tmp_path / f"udp{n}.log")], tmp_path / f"node{n}.log")
                 for n in (1, 2, 3)]

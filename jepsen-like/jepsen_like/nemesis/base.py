@@ -75,6 +75,10 @@ class Network(Protocol):
         """The command line that runs argv attached to the node's network."""
         ...
 
+    async def setup(self) -> None:
+        """Create the mechanism; call before starting nodes (their addresses need it)."""
+        ...
+
     async def cut(self, links: Cut) -> None:
         """Drop exactly these directed links from now on (replacing the previous cut)."""
         ...

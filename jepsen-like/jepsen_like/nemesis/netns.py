@@ -75,7 +75,7 @@ def _free_subnet() -> int:
 class NetnsNetwork:
     """One namespace per node on a private bridge; nftables input-drop rules for cuts.
 
-    Construct, then ``setup()`` (synchronous, a few hundred ms), then start the nodes with
+    Construct, then ``await setup()`` (a few hundred ms), then start the nodes with
     ``wrap``; ``close()`` removes the namespaces, veths and bridge.
     """
 
@@ -84,6 +84,8 @@ class NetnsNetwork:
     def __init__(self, ports: dict[int, int], *, tag: str | None = None) -> None:
         self.ports = dict(ports)  # node id -> the port it binds (node ids 1..245)
         self.tag = tag or secrets.token_hex(2)  # names every object this network creates
+        if not re.fullmatch(r"[0-9a-f]{4}", self.tag):
+            raise ValueError("tag must be 4 lowercase hex digits")
         self.subnet = -1  # K of 10.77.K.0/24; chosen by setup()
         self._up = False  # setup() finished and close() not yet called
         self._cut: Cut = frozenset()  # links currently dropped
@@ -119,8 +121,12 @@ class NetnsNetwork:
         return ["ip", "netns", "exec", self.namespace(node), *argv]
 
     # ------------------------------------------------------------------ lifecycle
-    def setup(self) -> None:
-        """Create bridge, namespaces, veths, addresses and empty rule tables."""
+    async def setup(self) -> None:
+        """Create bridge, namespaces, veths, addresses and empty rule tables. Raises
+        NetnsError (saying what is missing) if namespaces are unavailable."""
+        await asyncio.to_thread(self._setup)
+
+    def _setup(self) -> None:
         ok, why = availability()
         if not ok:
             raise NetnsError(why)
