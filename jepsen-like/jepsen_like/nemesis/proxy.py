@@ -22,6 +22,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .base import Cut
 
@@ -83,11 +84,11 @@ class ProxyNetwork:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable, str(PROXY_MAIN), json.dumps({"links": links}),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-        reply = await self._reply()
+        ports: dict[str, int] = (await self._reply())["ports"]
         self.link_ports = {(int(k.split("-")[0]), int(k.split("-")[1])): int(v)
-                           for k, v in reply["ports"].items()}
+                           for k, v in ports.items()}
 
-    async def _reply(self) -> dict[str, object]:
+    async def _reply(self) -> dict[str, Any]:
         assert self._proc is not None and self._proc.stdout is not None
         try:
             line = await asyncio.wait_for(self._proc.stdout.readline(), 10.0)
