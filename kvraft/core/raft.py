@@ -123,6 +123,7 @@ class Raft(Sender):
         self.dropped_reads: list[int] = []  # Reads that will never be answered.
         self.reads = ReadIndexQueue()  # Leader only: pending ReadIndex requests.
         self.now = 0  # Invariant: number of ticks so far (the core's clock).
+        self.restarted = hard_state.term > 0  # Was in a cluster before this start.
         self.election_elapsed = 0  # Ticks since the last reset of the election timer.
         self.heartbeat_elapsed = 0  # Leader: ticks since the last heartbeat broadcast.
         self.randomized_timeout = 0  # In [election_ticks, 2*election_ticks).
@@ -284,9 +285,13 @@ class Raft(Sender):
         )
 
     def _in_lease(self) -> bool:
-        """Do we believe in a live leader (check-quorum leader stickiness)?"""
-        if not self.cfg.check_quorum or self.lead == NONE:
+        """Do we believe in a live leader (check-quorum leader stickiness)? A node that
+        restarted counts as having heard from one when it started: before the crash it
+        may have acknowledged a leader whose lease (lease reads) still runs."""
+        if not self.cfg.check_quorum:
             return False
+        if self.lead == NONE:
+            return self.restarted and self.now < self.cfg.election_ticks
         return self.role is Role.LEADER or self.election_elapsed < self.cfg.election_ticks
 
     # ================================================================= elections
