@@ -1,8 +1,11 @@
 """Bringing a node's storage to a consistent starting point before the core is built.
 
-- **Bootstrap** (fresh data dir, not ``--join``): the membership is the configured peers
-  (saved with ``save_conf_state``); the first leader writes it into the log (the core
-  does that), so a member added later learns it by replaying the log. With ``--join``
+- **Bootstrap** (fresh data dir, not ``--join``): as etcd's raft.Bootstrap, the log starts
+  with one ADD_VOTER entry per initial voter (sorted by id, the member's address in the
+  context) at term 1, already committed, and the membership is saved. Every initial
+  member writes the same entries, so they agree on indexes 1..n and no election can
+  overwrite them; a member added later learns the initial membership (and addresses) by
+  applying them like any other entry (or from a snapshot's metadata). With ``--join``
   nothing is saved: the node waits, without membership, for the leader to contact it.
 - **Restart**: the KV state store's applied position (index, term, membership) is the
   truth about what was applied; the log store is repaired to agree with it:
@@ -23,11 +26,15 @@ import structlog
 
 from kvraft.core.membership import next_conf_state
 from kvraft.core.types import (
+    ConfChange,
+    ConfChangeType,
     ConfState,
+    Entry,
     EntryType,
     HardState,
     SnapshotMeta,
     decode_conf_change,
+    encode_conf_change,
 )
 from kvraft.errors import Compacted, Corrupted, SnapshotError
 from kvraft.kv.machine import KvStateMachine
@@ -35,6 +42,23 @@ from kvraft.storage.base import LogStore
 from kvraft.storage.snapshot import SnapshotDir, read_info
 
 log = structlog.get_logger("kvraft.server")
+
+BOOTSTRAP_TERM = 1
+
+
+def bootstrap_entries(peers: Mapping[int, str]) -> list[Entry]:
+    """The identical, committed first entries of every initial member's log."""
+    return [
+        Entry(
+            term=BOOTSTRAP_TERM,
+            index=i,
+            type=EntryType.CONF_CHANGE,
+            data=encode_conf_change(
+                ConfChange(ConfChangeType.ADD_VOTER, node_id, peers[node_id].encode())
+            ),
+        )
+        for i, node_id in enumerate(sorted(peers), start=1)
+    ]
 
 def is_fresh(store: LogStore, machine: KvStateMachine) -> bool:
     hard, conf = store.initial_state()
@@ -61,6 +85,10 @@ def prepare(
     if is_fresh(store, machine):
         if join:
             return "join"
+        entries = bootstrap_entries(peers)
+        store.save(
+            entries=entries, hard_state=HardState(term=BOOTSTRAP_TERM, commit=len(entries))
+        )
         store.save_conf_state(ConfState(voters=frozenset(peers)))
         return "bootstrap"
     _reconcile(store, machine, snapshots)

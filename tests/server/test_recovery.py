@@ -15,6 +15,7 @@ from kvraft.core.types import (
     Entry,
     EntryType,
     HardState,
+    decode_conf_change,
     encode_conf_change,
 )
 from kvraft.errors import Corrupted
@@ -53,7 +54,12 @@ def node(tmp_path: Path) -> Iterator[Node]:
 
 def test_fresh_node_bootstraps_membership_from_peers(node: Node) -> None:
     assert node.prepare() == "bootstrap"
-    assert node.log.initial_state()[1] == THREE
+    hard, conf = node.log.initial_state()
+    assert conf == THREE and hard == HardState(term=1, commit=3)
+    # the same committed ADD_VOTER entries on every initial member, with addresses
+    changes = [decode_conf_change(e.data) for e in node.log.entries(1, 4)]
+    assert [(c.type, c.node_id, c.context) for c in changes] == [
+        (ConfChangeType.ADD_VOTER, i, PEERS[i].encode()) for i in (1, 2, 3)]
     assert node.prepare() == "restart"  # idempotent: the second start is a restart
 
 
@@ -65,9 +71,9 @@ def test_joining_node_saves_no_membership(node: Node) -> None:
 def test_membership_follows_the_state_at_the_applied_index(node: Node) -> None:
     node.prepare()
     four = ConfState(voters=frozenset({1, 2, 3, 4}))
-    entries = [Entry(1, i) for i in range(1, 6)]
-    node.log.save(entries=entries, hard_state=HardState(1, 1, 5))
-    node.set_position(StatePosition(index=5, term=1, revision=3, conf_state=four))
+    entries = [Entry(2, i) for i in range(4, 7)]
+    node.log.save(entries=entries, hard_state=HardState(2, 1, 6))
+    node.set_position(StatePosition(index=6, term=2, revision=3, conf_state=four))
     node.prepare()
     assert node.log.initial_state()[1] == four
 
@@ -77,12 +83,12 @@ def test_membership_rederived_from_conf_change_entries_when_state_has_none(node:
 
     def add(i: int, node_id: int) -> Entry:
         cc = ConfChange(ConfChangeType.ADD_VOTER, node_id)
-        return Entry(1, i, EntryType.CONF_CHANGE, encode_conf_change(cc))
+        return Entry(2, i, EntryType.CONF_CHANGE, encode_conf_change(cc))
 
-    # as the core writes it: the first leader's no-op, then the bootstrap membership
-    entries = [Entry(1, 1), add(2, 1), add(3, 2), add(4, 3), add(5, 4), Entry(1, 6), add(7, 5)]
-    node.log.save(entries=entries, hard_state=HardState(1, 1, 7))
-    node.set_position(StatePosition(index=6, term=1))  # no membership recorded
+    # after the bootstrap entries 1..3 (voters 1, 2, 3): a no-op, add 4, a no-op, add 5
+    entries = [Entry(2, 4), add(5, 4), Entry(2, 6), add(7, 5)]
+    node.log.save(entries=entries, hard_state=HardState(2, 1, 7))
+    node.set_position(StatePosition(index=6, term=2))  # no membership recorded
     node.prepare()
     assert node.log.initial_state()[1].voters == {1, 2, 3, 4}  # entry 7 is not applied
 
@@ -90,7 +96,7 @@ def test_membership_rederived_from_conf_change_entries_when_state_has_none(node:
 def test_state_ahead_of_log_records_a_snapshot_in_the_log(node: Node) -> None:
     """A crash after restoring a received snapshot but before the log recorded it."""
     node.prepare()
-    node.log.save(entries=[Entry(1, 1), Entry(1, 2)], hard_state=HardState(1, 1, 2))
+    node.log.save(entries=[Entry(2, 4), Entry(2, 5)], hard_state=HardState(2, 1, 5))
     node.set_position(StatePosition(index=40, term=3, revision=9, conf_state=THREE))
     node.prepare()
     meta = node.log.snapshot_meta()
@@ -100,7 +106,7 @@ def test_state_ahead_of_log_records_a_snapshot_in_the_log(node: Node) -> None:
 
 def test_state_disagreeing_with_log_is_reported_as_corruption(node: Node) -> None:
     node.prepare()
-    node.log.save(entries=[Entry(1, 1), Entry(2, 2)], hard_state=HardState(2, 1, 2))
-    node.set_position(StatePosition(index=2, term=1, conf_state=THREE))
-    with pytest.raises(Corrupted, match="applied entry 2 of term 1.*holds term 2"):
+    node.log.save(entries=[Entry(2, 4), Entry(3, 5)], hard_state=HardState(3, 1, 5))
+    node.set_position(StatePosition(index=5, term=2, conf_state=THREE))
+    with pytest.raises(Corrupted, match="applied entry 5 of term 2.*holds term 3"):
         node.prepare()
