@@ -8,7 +8,9 @@ thread per request: completion callbacks queue the answers); responses are writt
 completion order, each with the id of its request. A failed request yields a
 BatchResponse with ``error`` set and the stream stays open. Many requests in flight on
 one stream reach the driver together and share a Ready: one fsync and one AppendEntries
-per follower for all of them.
+per follower for all of them. Requests may arrive packed several to a message, and
+answers that are ready together go out packed to a client that reads packing
+(kvraft/batching.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import grpc
 
 from kvraft._pb.kvraft.v1 import kv_pb2 as pb
 from kvraft._pb.kvraft.v1 import kv_pb2_grpc
+from kvraft.batching import PACKING, announces_packing, pack
 from kvraft.server.frontend import KvFrontend
 from kvraft.server.status import describe
 
@@ -61,13 +64,17 @@ class KvService(kv_pb2_grpc.KVServicer):  # type: ignore[misc]
     async def Batch(self, request_iterator: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
         answers: asyncio.Queue[Any] = asyncio.Queue()  # BatchResponses, or _READ_DONE
         pending = 0  # requests read and not yet answered
+        # packing (kv.proto): the client reads `more` iff it said so; we always read it
+        packs = announces_packing(context.invocation_metadata())
+        await context.send_initial_metadata(PACKING)
 
         async def read_all() -> None:
             nonlocal pending
             try:
-                async for req in request_iterator:
-                    pending += 1
-                    self._dispatch(req, answers.put_nowait)
+                async for msg in request_iterator:
+                    for req in (msg, *msg.more) if msg.more else (msg,):
+                        pending += 1
+                        self._dispatch(req, answers.put_nowait)
             finally:
                 answers.put_nowait(_READ_DONE)
 
@@ -76,13 +83,17 @@ class KvService(kv_pb2_grpc.KVServicer):  # type: ignore[misc]
             reading = True
             while reading or pending:
                 item = await answers.get()
-                if item is _READ_DONE:
+                read_done = item is _READ_DONE
+                if not read_done:
+                    pending -= 1
+                    if packs:
+                        read_done = pack(item, answers, _READ_DONE)
+                        pending -= len(item.more)
+                    yield item
+                if read_done:
                     reading = False
                     if reader.exception() is not None:
                         raise reader.exception()  # type: ignore[misc]
-                    continue
-                pending -= 1
-                yield item
         finally:
             reader.cancel()
 

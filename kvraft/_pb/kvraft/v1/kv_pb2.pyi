@@ -209,18 +209,20 @@ class TxnResponse(_message.Message):
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., succeeded: _Optional[bool] = ..., responses: _Optional[_Iterable[_Union[ResponseOp, _Mapping]]] = ...) -> None: ...
 
 class BatchRequest(_message.Message):
-    __slots__ = ("id", "range", "put", "delete_range", "txn")
+    __slots__ = ("id", "range", "put", "delete_range", "txn", "more")
     ID_FIELD_NUMBER: _ClassVar[int]
     RANGE_FIELD_NUMBER: _ClassVar[int]
     PUT_FIELD_NUMBER: _ClassVar[int]
     DELETE_RANGE_FIELD_NUMBER: _ClassVar[int]
     TXN_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     id: int
     range: RangeRequest
     put: PutRequest
     delete_range: DeleteRangeRequest
     txn: TxnRequest
-    def __init__(self, id: _Optional[int] = ..., range: _Optional[_Union[RangeRequest, _Mapping]] = ..., put: _Optional[_Union[PutRequest, _Mapping]] = ..., delete_range: _Optional[_Union[DeleteRangeRequest, _Mapping]] = ..., txn: _Optional[_Union[TxnRequest, _Mapping]] = ...) -> None: ...
+    more: _containers.RepeatedCompositeFieldContainer[BatchRequest]
+    def __init__(self, id: _Optional[int] = ..., range: _Optional[_Union[RangeRequest, _Mapping]] = ..., put: _Optional[_Union[PutRequest, _Mapping]] = ..., delete_range: _Optional[_Union[DeleteRangeRequest, _Mapping]] = ..., txn: _Optional[_Union[TxnRequest, _Mapping]] = ..., more: _Optional[_Iterable[_Union[BatchRequest, _Mapping]]] = ...) -> None: ...
 
 class BatchError(_message.Message):
     __slots__ = ("code", "message", "leader_id", "leader_addr", "outcome_unknown")
@@ -237,20 +239,22 @@ class BatchError(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., leader_id: _Optional[int] = ..., leader_addr: _Optional[str] = ..., outcome_unknown: _Optional[bool] = ...) -> None: ...
 
 class BatchResponse(_message.Message):
-    __slots__ = ("id", "range", "put", "delete_range", "txn", "error")
+    __slots__ = ("id", "range", "put", "delete_range", "txn", "error", "more")
     ID_FIELD_NUMBER: _ClassVar[int]
     RANGE_FIELD_NUMBER: _ClassVar[int]
     PUT_FIELD_NUMBER: _ClassVar[int]
     DELETE_RANGE_FIELD_NUMBER: _ClassVar[int]
     TXN_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     id: int
     range: RangeResponse
     put: PutResponse
     delete_range: DeleteRangeResponse
     txn: TxnResponse
     error: BatchError
-    def __init__(self, id: _Optional[int] = ..., range: _Optional[_Union[RangeResponse, _Mapping]] = ..., put: _Optional[_Union[PutResponse, _Mapping]] = ..., delete_range: _Optional[_Union[DeleteRangeResponse, _Mapping]] = ..., txn: _Optional[_Union[TxnResponse, _Mapping]] = ..., error: _Optional[_Union[BatchError, _Mapping]] = ...) -> None: ...
+    more: _containers.RepeatedCompositeFieldContainer[BatchResponse]
+    def __init__(self, id: _Optional[int] = ..., range: _Optional[_Union[RangeResponse, _Mapping]] = ..., put: _Optional[_Union[PutResponse, _Mapping]] = ..., delete_range: _Optional[_Union[DeleteRangeResponse, _Mapping]] = ..., txn: _Optional[_Union[TxnResponse, _Mapping]] = ..., error: _Optional[_Union[BatchError, _Mapping]] = ..., more: _Optional[_Iterable[_Union[BatchResponse, _Mapping]]] = ...) -> None: ...
 
 class Command(_message.Message):
     __slots__ = ("session", "time_ms", "put", "delete_range", "txn")

@@ -97,6 +97,12 @@ class KVServicer:
         id; responses come back in any order, each with the id of its request. A failed
         request yields a BatchResponse with `error` set; the stream itself stays open.
         The stream fails as a whole only for stream-level problems (e.g. server shutdown).
+
+        Packing: one gRPC message costs far more CPU than its bytes (~100 us per side in
+        Python), so a stream message may carry several requests or answers (`more` below).
+        Each side says it understands packing with the metadata `x-kvraft-batch-packing: 1`
+        (the client on the call, the server in its initial metadata); a side sends `more`
+        only to a peer that said so, so peers that never heard of packing never see it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
