@@ -59,6 +59,7 @@ from kvraft.core.types import (
     ConfState,
     Entry,
     EntryType,
+    HardState,
     Heartbeat,
     HeartbeatResponse,
     InstallSnapshot,
@@ -149,6 +150,8 @@ class Driver:
         self.stats = DriverStats()  # counters; read by metrics and benchmarks
         self._waiting: set[asyncio.Future[Any]] = set()  # caller futures not yet resolved
         self._term_committed = False  # leader only: an entry of the current term applied
+        self._saved_hard = log.initial_state()[0]  # hard state as last written to the log
+        self._unsaved_hard: HardState | None = None  # newer commit-only hard state, unwritten
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -353,10 +356,14 @@ class Driver:
         cc_results = self._apply_conf_changes(committed)
         stats = self.stats
         stats.readys += 1
-        if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
+        hard = self._hard_state_to_save(rd)
+        if rd.snapshot is not None or rd.entries or hard is not None:
             t0 = self._clock()
             received = self._files.take_received(rd.snapshot) if rd.snapshot else []
-            installed = await self._pump_until(self._in_io(self._persist, rd, received))
+            saving = self._in_io(self._persist, rd, hard, received)
+            installed = await self._pump_until(saving)
+            self._saved_hard = hard or self._saved_hard
+            self._unsaved_hard = None
             stats.save_seconds += self._clock() - t0
             stats.saves += 1
             stats.entries_saved += len(rd.entries)
@@ -381,7 +388,26 @@ class Driver:
         self._maybe_snapshot()
         await self._notify()
 
-    def _persist(self, rd: Ready, received: Sequence[str]) -> LocalSnapshot | None:
+    def _hard_state_to_save(self, rd: Ready) -> HardState | None:
+        """The hard state to persist with this Ready, or None.
+
+        Like etcd (raft.MustSync), a change of the commit index alone is not written on
+        its own: the commit index may be lost in a crash (the core recovers it from the
+        leader and from the applied index), so it rides along with the next write that
+        must be durable -- new entries, a snapshot, or a new term or vote (which must be
+        on disk before any message that depends on them)."""
+        hs = rd.hard_state or self._unsaved_hard
+        if hs is None:
+            return None
+        saved = self._saved_hard
+        if rd.entries or rd.snapshot is not None or (hs.term, hs.vote) != (saved.term, saved.vote):
+            return hs
+        self._unsaved_hard = hs  # commit only: wait for the next durable write
+        return None
+
+    def _persist(
+        self, rd: Ready, hard: HardState | None, received: Sequence[str]
+    ) -> LocalSnapshot | None:
         """I/O thread: restore a received snapshot (``received[0]``; the rest are older
         received files to delete), then one durable save of the Ready."""
         installed = None
@@ -390,7 +416,7 @@ class Driver:
             for stale in received[1:]:  # superseded transfers: never installed
                 with contextlib.suppress(OSError):
                     os.unlink(stale)
-        self._log.save(entries=rd.entries, hard_state=rd.hard_state, snapshot=rd.snapshot)
+        self._log.save(entries=rd.entries, hard_state=hard, snapshot=rd.snapshot)
         return installed
 
     def _apply_conf_changes(self, committed: Sequence[Entry]) -> dict[int, ConfState]:

@@ -190,6 +190,10 @@ class FakeLog:
         self.last = 0
         self.compactions: list[SnapshotMeta] = []
         self.conf_states: list[ConfState] = []
+        self.hard = HardState(1, 1, 0)  # what initial_state() reports
+
+    def initial_state(self) -> tuple[HardState, ConfState]:
+        return self.hard, ConfState(voters=frozenset({1}))
 
     def save(self, *, entries: Sequence[Entry] = (), hard_state: HardState | None = None,
              snapshot: SnapshotMeta | None = None) -> None:

@@ -19,6 +19,7 @@ from kvraft.core.types import (
     ConfChangeType,
     ConfState,
     Entry,
+    HardState,
     InstallSnapshot,
     Role,
     SnapshotMeta,
@@ -291,5 +292,25 @@ def test_wait_for_sees_leadership_change() -> None:
         await rig.driver.transfer_leadership(2)
         assert await rig.driver.wait_for(lambda d: d.leader == 2, timeout=5)
         assert rig.driver.role == Role.FOLLOWER
+
+    run(t)
+
+
+def test_commit_only_hard_state_rides_along_with_the_next_durable_write() -> None:
+    async def t(rig: Rig) -> None:
+        await rig.driver.propose(b"a=1")
+        saves = len(rig.log.saves)
+        rig.node.extra = {"hard_state": HardState(1, 1, 7)}  # only the commit index moved
+        rig.node.soft_dirty = True  # make a Ready happen
+        await until(lambda: not rig.node.has_ready() and not rig.node.outstanding)
+        assert len(rig.log.saves) == saves  # no fsync for it
+        rig.node.extra = {"hard_state": None}  # the next Ready has entries, no hard state
+        await rig.driver.propose(b"b=2")
+        entries, hard, _ = rig.log.saves[saves]
+        assert [e.index for e in entries] == [2] and hard == HardState(1, 1, 7)
+        rig.node.extra = {"hard_state": HardState(2, 3, 7)}  # a new term/vote: saved at once
+        rig.node.soft_dirty = True
+        await until(lambda: len(rig.log.saves) > saves + 1)
+        assert rig.log.saves[-1][1] == HardState(2, 3, 7)
 
     run(t)
