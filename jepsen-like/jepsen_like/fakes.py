@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 from typing import Literal
 
 from .client import Consistency, DefiniteFailure
@@ -138,6 +139,44 @@ class BrokenStore(MemoryStore):
             if victims and self.rng.random() < self.rate:
                 del self.data[self.rng.choice(victims)]
         return await super().scan(prefix, consistency)
+
+
+class FakeNetwork:
+    """A ``Network`` for the fakes: while any link is cut, a share of the store's
+    operations fail or time out (as clients of a partitioned cluster see)."""
+
+    kind = "fake"
+
+    def __init__(self, store: MemoryStore, cut_fault_rate: float = 0.5) -> None:
+        self.store = store
+        self.cut_fault_rate = cut_fault_rate  # fault rate while partitioned
+        self.base_rate = store.fault_rate  # fault rate when healed
+        self.current: frozenset[tuple[int, int]] = frozenset()  # links "cut"
+
+    def listen_address(self, node: int) -> str:
+        return f"fake:{node}"
+
+    def peer_addresses(self, node: int) -> dict[int, str]:
+        return {}
+
+    def client_address(self, node: int) -> str:
+        return f"fake:{node}"
+
+    def wrap(self, node: int, argv: Sequence[str]) -> list[str]:
+        return list(argv)
+
+    async def setup(self) -> None:
+        return None
+
+    async def cut(self, links: frozenset[tuple[int, int]]) -> None:
+        self.current = frozenset(links)
+        self.store.fault_rate = self.cut_fault_rate if links else self.base_rate
+
+    async def heal(self) -> None:
+        await self.cut(frozenset())
+
+    async def close(self) -> None:
+        return None
 
 
 class FakeCluster:

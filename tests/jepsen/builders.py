@@ -1,7 +1,11 @@
-"""Hand-written histories for checker tests: one tuple per event, time = position."""
+"""Test helpers: hand-written histories (one tuple per event, time = position) and a
+deadline-bounded wait for asyncio tests."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
 from jepsen_like.history import Event, Op, pair
@@ -19,3 +23,12 @@ def events(*rows: tuple[Any, ...]) -> list[Event]:
 
 def ops(*rows: tuple[Any, ...]) -> list[Op]:
     return pair(events(*rows))
+
+
+async def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``cond`` until it holds; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        await asyncio.sleep(0.02)

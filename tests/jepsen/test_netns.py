@@ -11,7 +11,6 @@ import contextlib
 import random
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -20,18 +19,13 @@ from jepsen_like.nemesis import netns
 from jepsen_like.nemesis.partitions import isolate, one_way
 from jepsen_like.nemesis.processes import NodeCommand, SubprocessCluster
 
+from .builders import wait_for
+
 NETCHECK = str(Path(netns.__file__).with_name("netcheck.py"))
 PORT = 7400
 OK, WHY = netns.availability()
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(not OK, reason=WHY)]
 
-
-async def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.05)
 
 
 class Lab:

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable
 
 from jepsen_like.nemesis.partitions import isolate, one_way
 from jepsen_like.nemesis.proxy import ProxyNetwork, free_ports
 
-
-async def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.01)
+from .builders import wait_for
 
 
 class Node:

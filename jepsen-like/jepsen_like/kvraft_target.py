@@ -1,0 +1,158 @@
+"""A real kvraft cluster as a campaign target: ``kvraft serve`` processes, real faults.
+
+Per run, in ``<run dir>/nodes/``: node N's data dir ``nN/`` and log ``nN.log``. Nodes are
+started with explicit flags (``--id --listen --peers --data-dir``), because under the
+proxy network every node has its own peers list. The network is chosen per campaign:
+
+- ``netns``: node N in namespace ``jl-T-nN`` at 10.77.K.(10+N):7100 (needs root, ip, nft);
+- ``proxy``: node N on a free 127.0.0.1 port; peers through per-link proxy ports;
+- ``auto``: netns when available, else proxy (the reason is printed and recorded).
+
+The harness's clients (one ``kvraft.Client`` per worker) reach every node directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .campaign import Target
+from .client import KVClient
+from .kvraft_client import KvraftClient
+from .nemesis import netns
+from .nemesis.base import Network
+from .nemesis.processes import NodeCommand, SubprocessCluster
+from .nemesis.proxy import ProxyNetwork, free_ports
+
+NETNS_PORT = 7100
+
+
+def choose_network(kind: str) -> tuple[str, str]:
+    """("netns" | "proxy", why). Raises ValueError if netns is demanded but unusable."""
+    if kind == "proxy":
+        return "proxy", "requested"
+    ok, why = netns.availability()
+    if kind == "netns" and not ok:
+        raise ValueError(f"--net netns is unavailable: {why}")
+    if kind not in ("auto", "netns"):
+        raise ValueError(f"unknown network {kind!r} (auto, netns, proxy)")
+    return ("netns", why) if ok else ("proxy", f"namespaces unavailable: {why}")
+
+
+async def _status(address: str) -> Any:
+    from kvraft.cluster_launcher.probe import probe_status
+
+    return await asyncio.to_thread(probe_status, address, 0.5)
+
+
+class KvraftCluster:
+    """Starts a fresh cluster per run; ``target`` is the campaign's view of it."""
+
+    def __init__(self, *, nodes: int = 3, net: str = "auto", tick_ms: int = 50,
+                 op_timeout: float = 2.0, serve_args: Sequence[str] = ()) -> None:
+        self.ids = list(range(1, nodes + 1))  # node ids
+        self.net_kind, self.net_why = choose_network(net)  # mechanism and why it was chosen
+        self.tick_ms = tick_ms  # raft tick of every node
+        self.op_timeout = op_timeout  # per-operation deadline of the harness
+        self.serve_args = list(serve_args)  # extra `kvraft serve` flags
+        self.network: Network | None = None  # set up per run
+        self.procs: SubprocessCluster | None = None  # per run
+        self.target = Target(name=f"kvraft-{nodes}", factory=self.client, cluster=self,
+                             start=self.start_run, stop=self.stop_run, settle=self.settle,
+                             info={"network": self.net_kind, "network_why": self.net_why})
+
+    # ------------------------------------------------------------------ ProcessControl
+    def node_ids(self) -> list[int]:
+        return list(self.ids)
+
+    def _procs(self) -> SubprocessCluster:
+        if self.procs is None:
+            raise RuntimeError("no run in progress")
+        return self.procs
+
+    async def leader(self) -> int | None:
+        if self.network is None:
+            return None
+        statuses = await asyncio.gather(*(_status(self.network.client_address(n))
+                                          for n in self.ids))
+        leaders = [s for s in statuses if s is not None and s.is_leader]
+        return max(leaders, key=lambda s: s.term).node_id if leaders else None
+
+    async def kill(self, node: int) -> None:
+        await self._procs().kill(node)
+
+    async def start(self, node: int) -> None:
+        await self._procs().start(node)
+
+    async def pause(self, node: int) -> None:
+        await self._procs().pause(node)
+
+    async def resume(self, node: int) -> None:
+        await self._procs().resume(node)
+
+    def is_running(self, node: int) -> bool:
+        return self._procs().is_running(node)
+
+    def data_dir(self, node: int) -> Path | None:
+        return self._procs().data_dir(node)
+
+    # ------------------------------------------------------------------ per run
+    def endpoints(self) -> list[str]:
+        assert self.network is not None
+        return [self.network.client_address(n) for n in self.ids]
+
+    async def client(self, worker: int) -> KVClient:
+        return KvraftClient(self.endpoints(), timeout=self.op_timeout * 0.8)
+
+    async def start_run(self, run_dir: Path) -> None:
+        network: Network
+        if self.net_kind == "netns":
+            network = netns.NetnsNetwork({n: NETNS_PORT for n in self.ids})
+        else:
+            network = ProxyNetwork(dict(zip(self.ids, free_ports(len(self.ids)), strict=True)))
+        await network.setup()
+        self.network = self.target.network = network
+        nodes_dir = run_dir / "nodes"
+        commands = []
+        for n in self.ids:
+            peers = ",".join(f"{p}={a}" for p, a in sorted(network.peer_addresses(n).items()))
+            argv = [sys.executable, "-m", "kvraft.cli.main", "serve", "--id", str(n),
+                    "--listen", network.listen_address(n), "--peers", peers,
+                    "--data-dir", str(nodes_dir / f"n{n}"), "--cluster-id", "jepsen-like",
+                    "--tick-ms", str(self.tick_ms), "--log-format", "json", *self.serve_args]
+            commands.append(NodeCommand(n, argv, nodes_dir / f"n{n}.log",
+                                        data_dir=nodes_dir / f"n{n}"))
+        self.procs = SubprocessCluster(commands, network=network, leader_probe=self.leader)
+        await self.procs.start_all()
+        await self.wait_for_leader(30.0)
+
+    async def wait_for_leader(self, timeout: float, *, all_alive: bool = True) -> int:
+        """Poll until a node says it leads; with ``all_alive``, fail fast if a node died."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leader = await self.leader()
+            if leader is not None:
+                return leader
+            dead = [n for n in self.ids if not self._procs().is_running(n)]
+            if dead and all_alive:
+                raise RuntimeError(f"nodes {dead} exited; see their logs in the run folder")
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"no leader within {timeout:g}s; see the node logs")
+
+    async def settle(self) -> None:
+        try:
+            await self.wait_for_leader(30.0, all_alive=False)
+        except RuntimeError:
+            pass  # the final reads will record what the cluster can still do
+
+    async def stop_run(self) -> None:
+        if self.procs is not None:
+            await self.procs.stop_all()
+            self.procs = None
+        if self.network is not None:
+            await self.network.close()
+            self.network = self.target.network = None
