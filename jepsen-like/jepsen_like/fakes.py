@@ -9,7 +9,7 @@ failures (nothing applied) and timeouts (applied now, later or never).
 
 - ``stale-reads``: reads at any level are served from a replica that lags behind;
 - ``lost-writes``: some acknowledged writes are never applied;
-- ``lost-adds``: a set element acknowledged, then dropped from the store.
+- ``lost-adds``: every set read first drops one acknowledged element from the store.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ class BrokenStore(MemoryStore):
     async def scan(self, prefix: str, consistency: Consistency) -> list[tuple[str, str]]:
         if self.mode == "lost-adds":
             victims = [k for k in self.data if k.startswith(prefix)]
-            if victims and self.rng.random() < self.rate:
+            if victims:  # every set read first drops one acknowledged element
                 del self.data[self.rng.choice(victims)]
         return await super().scan(prefix, consistency)
 
