@@ -44,6 +44,7 @@ class DriverStats:
     messages_sent: int = 0  # messages handed to the transport
     snapshots: int = 0  # snapshots taken locally
     snapshots_installed: int = 0  # snapshots received and installed
+    leader_changes: int = 0  # times this node saw a new leader (not counting 'no leader')
 
 
 @dataclass(frozen=True, slots=True)

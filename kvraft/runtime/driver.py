@@ -81,6 +81,7 @@ from kvraft.runtime.base import (
 )
 from kvraft.runtime.errors import DriverStopped, OutcomeUnknown
 from kvraft.runtime.freshness import Freshness, quorum_time
+from kvraft.runtime.histogram import Histogram
 from kvraft.runtime.inbox import Inbox
 from kvraft.runtime.snapshots import SnapshotFiles
 from kvraft.runtime.waiters import ProposalTracker, ReadWaiters
@@ -148,6 +149,8 @@ class Driver:
         self._acks: dict[int, float] = {}  # leader only: peer -> last ack time this term
         self._changed: asyncio.Condition | None = None  # notified after every Ready
         self.stats = DriverStats()  # counters; read by metrics and benchmarks
+        self.read_latency = Histogram()  # ReadIndex wait, sampled: one timed read at a time
+        self._timing_read = False  # a read is being timed for read_latency
         self._waiting: set[asyncio.Future[Any]] = set()  # caller futures not yet resolved
         self._term_committed = False  # leader only: an entry of the current term applied
         self._saved_hard = log.initial_state()[0]  # hard state as last written to the log
@@ -238,7 +241,7 @@ class Driver:
             try:
                 index = append()
             except KvRaftError as exc:
-                self._proposals.release(size)
+                self._proposals.release(size, refused=True)
                 fut.set_exception(exc)
                 return
             self._proposals.appended(index, self._node.term, size, fut)
@@ -257,6 +260,8 @@ class Driver:
 
         def work() -> None:
             rid = self._reads.new_request(fut)
+            if not self._timing_read:
+                self._time_read(fut)
             try:
                 self._node.read_index(rid, lease=lease)
             except KvRaftError as exc:
@@ -302,6 +307,33 @@ class Driver:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait_for(lambda: predicate(self)), timeout)
         return predicate(self)
+
+    def _time_read(self, fut: asyncio.Future[int]) -> None:
+        """Time this read into ``read_latency``; only one at a time, so that timing costs
+        the read path nothing while reads are many."""
+        self._timing_read = True
+        t0 = self._clock()
+
+        def done(f: asyncio.Future[int]) -> None:
+            self._timing_read = False
+            if not f.cancelled() and f.exception() is None:
+                self.read_latency.observe(self._clock() - t0)
+
+        fut.add_done_callback(done)
+
+    def counters(self) -> dict[str, int]:
+        """Proposal and read bookkeeping for metrics; safe to call from any thread."""
+        p, r = self._proposals, self._reads
+        return {
+            "proposals_pending": p.count,
+            "proposals_pending_bytes": p.bytes,
+            "proposals_succeeded": p.succeeded,
+            "proposals_failed": p.failed,
+            "proposals_overloaded": p.overloaded,
+            "reads_pending": r.pending(),
+            "reads_requested": r.requested,
+            "reads_failed": r.failed,
+        }
 
     def staleness(self) -> float | None:
         """Seconds since this node's state was provably current (see freshness.py); 0.0
@@ -479,6 +511,8 @@ class Driver:
             self._term_committed = False
         if ss.role != old_role and ss.role in (Role.PRE_CANDIDATE, Role.CANDIDATE):
             self._log_.info("election started", term=ss.term, role=ss.role.name)
+        if ss.leader != old_leader and ss.leader:
+            self.stats.leader_changes += 1
         if ss.leader != old_leader or (ss.role == Role.LEADER) != (old_role == Role.LEADER):
             if ss.role == Role.LEADER:
                 self._log_.info("became leader", term=ss.term)

@@ -38,6 +38,9 @@ class ProposalTracker:
         self.max_bytes = max_bytes  # admission limit on `bytes`
         self.count = 0  # admitted and not yet released; invariant: 0 <= count
         self.bytes = 0  # sum of sizes admitted and not yet released; invariant: >= 0
+        self.succeeded = 0  # proposals resolved with their apply result (monotonic)
+        self.failed = 0  # appended or refused proposals that failed (monotonic)
+        self.overloaded = 0  # proposals refused by ``admit`` (monotonic)
         self._by_index: dict[int, _Proposal] = {}  # appended proposals by log index
 
     def admit(self, size: int) -> None:
@@ -46,11 +49,13 @@ class ProposalTracker:
         A single proposal larger than the whole byte budget is admitted when nothing else
         is in flight (it is refused later by the size limits, not starved here)."""
         if self.count >= self.max_proposals:
+            self.overloaded += 1
             raise Overloaded(
                 f"too many proposals in flight ({self.count}; the limit is "
                 f"{self.max_proposals}): back off and retry"
             )
         if self.count and self.bytes + size > self.max_bytes:
+            self.overloaded += 1
             raise Overloaded(
                 f"too many bytes in flight ({self.bytes} + {size}; the limit is "
                 f"{self.max_bytes}): back off and retry"
@@ -58,8 +63,10 @@ class ProposalTracker:
         self.count += 1
         self.bytes += size
 
-    def release(self, size: int) -> None:
-        """Give back the budget of a proposal that was admitted but never appended."""
+    def release(self, size: int, *, refused: bool = False) -> None:
+        """Give back the budget of a proposal that was admitted but never appended
+        (``refused``: because the core refused it, counted in ``failed``)."""
+        self.failed += refused
         self.count -= 1
         self.bytes -= size
         assert self.count >= 0 and self.bytes >= 0, "proposal budget released twice"
@@ -80,10 +87,13 @@ class ProposalTracker:
             return
         self.release(p.size)
         if p.term == term:
+            self.succeeded += 1
             if not p.future.done():
                 p.future.set_result(result)
-        elif not p.future.done():
-            p.future.set_exception(_lost(index))
+        else:
+            self.failed += 1
+            if not p.future.done():
+                p.future.set_exception(_lost(index))
 
     def fail_all(self, make_error: Callable[[], Exception]) -> int:
         """Fail every appended proposal (leadership lost, driver stopping); returns how many."""
@@ -105,7 +115,7 @@ class ProposalTracker:
         return len(self._by_index)
 
     def _fail(self, p: _Proposal, exc: Exception) -> None:
-        self.release(p.size)
+        self.release(p.size, refused=True)
         if not p.future.done():
             p.future.set_exception(exc)
 
@@ -122,6 +132,7 @@ class ReadWaiters:
 
     def __init__(self) -> None:
         self._next_id = 1  # next request id handed to the core; ids are never reused
+        self.failed = 0  # reads failed by drop/fail_*: no read index for them (monotonic)
         self._unanswered: dict[int, asyncio.Future[int]] = {}  # id -> caller, no index yet
         self._by_index: list[tuple[int, int, asyncio.Future[int]]] = []  # heap (index, id, fut)
 
@@ -152,8 +163,10 @@ class ReadWaiters:
     def drop(self, request_id: int, exc: Exception) -> None:
         """The core will never answer ``request_id`` (or it could not be asked)."""
         fut = self._unanswered.pop(request_id, None)
-        if fut is not None and not fut.done():
-            fut.set_exception(exc)
+        if fut is not None:
+            self.failed += 1
+            if not fut.done():
+                fut.set_exception(exc)
 
     def fail_unanswered(self, make_error: Callable[[], Exception]) -> int:
         """Fail every read still waiting for its ReadState; returns how many."""
@@ -167,8 +180,14 @@ class ReadWaiters:
         self.fail_unanswered(make_error)
         while self._by_index:
             _index, _rid, fut = heapq.heappop(self._by_index)
+            self.failed += 1
             if not fut.done():
                 fut.set_exception(make_error())
 
     def pending(self) -> int:
         return len(self._unanswered) + len(self._by_index)
+
+    @property
+    def requested(self) -> int:
+        """Reads registered since start (monotonic)."""
+        return self._next_id - 1
