@@ -3,6 +3,11 @@
 Everything that must reach the core (peer messages, proposals, reads, transport reports)
 is queued here as a zero-argument callable and run, in FIFO order, only by the driver
 task (``drain``). Ticks are counted by a timer on the event loop and handed over first.
+
+Ticks keep pace with the loop's clock: after a stall (GC pause, SIGSTOP, a long synchronous
+call) every tick period that passed is counted, never skipped. Raft's timers count ticks,
+and a leader whose count lagged real time would take its lease (lease reads) to outlive
+the election timeout that lets the other nodes elect a new leader.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ class Inbox:
 
     def drain(self, tick: Callable[[], None]) -> None:
         """Call ``tick`` once per due tick, then run the queued work in order."""
+        if self._timer is not None and not self.closed:
+            self._count_due(asyncio.get_running_loop().time())
         while self._ticks_due:
             self._ticks_due -= 1
             tick()
@@ -77,14 +84,17 @@ class Inbox:
                 await self.wait()
         return fut.result()
 
+    def _count_due(self, now: float) -> None:
+        """Count every tick period that ended by ``now`` (all of them, after a stall)."""
+        if now >= self._next_tick_at:
+            n = int((now - self._next_tick_at) // self._period) + 1
+            self._ticks_due += n
+            self._next_tick_at += n * self._period
+
     def _on_tick(self) -> None:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
-        self._ticks_due += 1
-        self._next_tick_at += self._period
-        now = loop.time()
-        if self._next_tick_at < now - 5 * self._period:  # fell far behind: don't burst
-            self._next_tick_at = now + self._period
+        self._count_due(max(loop.time(), self._next_tick_at))  # due now (clock resolution)
         if not self.closed:
             self._timer = loop.call_at(self._next_tick_at, self._on_tick)
         self._wake.set()
