@@ -68,6 +68,7 @@ class PeerStats:
     """Counters of one peer's outbound stream, for metrics and tests."""
 
     sent: int = 0  # messages written to a stream
+    bytes_sent: int = 0  # their approximate encoded size (codec.message_size)
     frames: int = 0  # MessageBatch frames written
     dropped: int = 0  # messages lost: queue overflow or the frame a broken stream took
     connects: int = 0  # streams opened and accepted by the peer
@@ -87,6 +88,7 @@ class _Peer:
         self.address = address  # host:port of its gRPC server
         self.queue: deque[tuple[Message, int]] = deque()  # (message, message_size) FIFO
         self.queued_bytes = 0  # Invariant: sum of the sizes in queue
+        self.frame_bytes = 0  # size of the frame last taken by take_frame
         self.stats = PeerStats()
         self.wakeup = asyncio.Event()  # set when the queue gains messages or a call ends
         self.metadata = wire.call_metadata(owner.cluster_id, owner.node_id, peer_id)
@@ -126,6 +128,7 @@ class _Peer:
             n += 1
             codec.encode_into(msg, add())
         self.queued_bytes -= nbytes
+        self.frame_bytes = nbytes
         return batch, n
 
     # ------------------------------------------------------------------ writer
@@ -159,6 +162,7 @@ class _Peer:
                     async with asyncio.timeout(cfg.write_timeout):
                         await call.write(batch)
                     self.stats.sent += inflight
+                    self.stats.bytes_sent += self.frame_bytes
                     self.stats.frames += 1
                     inflight = 0
             except asyncio.CancelledError:

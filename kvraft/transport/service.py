@@ -59,6 +59,7 @@ class RaftService(raft_pb2_grpc.RaftServicer):  # type: ignore[misc]
         self._snapshot_dir = snapshot_dir  # where received snapshot files are written
         self._max_snapshot_bytes = max_snapshot_bytes
         self.received = 0  # messages handed to on_messages
+        self.received_from: dict[int, int] = {}  # the same, by sending peer
         self.dropped = 0  # messages dropped as undecodable or misaddressed
         self.snapshots = 0  # snapshots received, verified and handed over
         self.snapshot_failures = 0  # snapshot streams rejected or broken
@@ -107,6 +108,7 @@ class RaftService(raft_pb2_grpc.RaftServicer):  # type: ignore[misc]
             if msgs:
                 count += len(msgs)
                 self.received += len(msgs)
+                self.received_from[peer] = self.received_from.get(peer, 0) + len(msgs)
                 self._on_messages(msgs)
         if drops > _LOGGED_DROPS:
             log.warning("peer stream dropped messages", peer=peer, node_id=me, dropped=drops)

@@ -72,6 +72,8 @@ def test_messages_arrive_in_order_in_batched_frames(tmp_path: Path) -> None:
         assert [len(f) for f in node.frames] == [512, 512, 512, 466]
         stats = t.stats()[2]
         assert (stats.sent, stats.frames, stats.dropped, stats.connects) == (2002, 4, 0, 1)
+        assert stats.bytes_sent == sum(codec.message_size(m) for m in sent)
+        assert node.service is not None and node.service.received_from == {1: 2002}
         await t.close()
         await node.stop()
 
