@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 
 from kvraft._pb.kvraft.v1 import kv_pb2
-from kvraft.batching import PACKING, announces_packing, pack
+from kvraft.batching import LINGER_S, PACKING, announces_packing, pack
 from kvraft.client.failure import Failure, Kind, from_batch_error, from_rpc_error, timed_out
 
 
@@ -61,6 +61,8 @@ class BatchStream:
                     return
                 # requests that queued up while the previous message was being written
                 # go out together (kv.proto, Batch packing)
+                if server_packs[0] and queue.empty() and len(self._pending) > 1:
+                    await asyncio.sleep(LINGER_S)
                 end = server_packs[0] and not queue.empty() and pack(item, queue, None)
                 yield item
                 if end:
