@@ -677,7 +677,11 @@ class Driver:
 
     def _fail_everything(self, error: BaseException | None) -> None:
         stopped = "the node stopped" + (f" after a fatal error: {error!r}" if error else "")
-        self._proposals.fail_all(lambda: DriverStopped(stopped))
+        # appended entries may have reached followers and commit without us: in doubt
+        self._proposals.fail_all(lambda: OutcomeUnknown(
+            f"{stopped} before the write applied: the outcome is unknown; retry with the "
+            "same session sequence number"
+        ))
         self._reads.fail_all(lambda: DriverStopped(stopped))
         self._inbox.close()
         for fut in list(self._waiting):  # callers whose work was still queued
