@@ -11,7 +11,10 @@
   truth about what was applied; the log store is repaired to agree with it:
   * state behind the log's snapshot (should not happen): restore the snapshot file;
   * state ahead of the log (crash after restoring a received snapshot, before the log
-    recorded it): record that snapshot's metadata in the log;
+    recorded it): record that snapshot's metadata in the log; the same when the log holds
+    another term at the applied index above its commit index and the snapshot file for
+    the applied position exists (the log's entry there was an uncommitted one that the
+    snapshot was about to replace);
   * membership: the one saved with the applied index; if absent, re-derived from the
     snapshot metadata plus the CONF_CHANGE entries up to the applied index.
 Anything that cannot be reconciled raises Corrupted naming what disagrees.
@@ -40,6 +43,7 @@ from kvraft.errors import Compacted, Corrupted, SnapshotError
 from kvraft.kv.machine import KvStateMachine
 from kvraft.storage.base import LogStore
 from kvraft.storage.snapshot import SnapshotDir, read_info
+from kvraft.storage.state_base import StatePosition
 
 log = structlog.get_logger("kvraft.server")
 
@@ -101,15 +105,12 @@ def _reconcile(store: LogStore, machine: KvStateMachine, snapshots: SnapshotDir)
     if pos.index < snap.index:
         _restore_from_file(machine, snapshots, snap)
         pos = machine.position()
-    if pos.index > store.last_index():
+    if pos.index > store.last_index() or _restored_over_uncommitted(store, snapshots, pos):
         log.warning("state is ahead of the log: recording its snapshot in the log",
                     applied=pos.index, log_last=store.last_index())
         store.save(snapshot=SnapshotMeta(pos.index, pos.term, pos.conf_state))
     elif pos.index > 0:
-        try:
-            term = store.term(pos.index)
-        except Compacted:
-            term = pos.term  # below the snapshot: the snapshot covers it
+        term = _term_at(store, pos)
         if term != pos.term:
             raise Corrupted(
                 f"state store applied entry {pos.index} of term {pos.term}, but the raft log "
@@ -120,6 +121,26 @@ def _reconcile(store: LogStore, machine: KvStateMachine, snapshots: SnapshotDir)
         log.info("membership re-derived at the applied index", applied=pos.index,
                  voters=sorted(want.voters), learners=sorted(want.learners))
         store.save_conf_state(want)
+
+
+def _term_at(store: LogStore, pos: StatePosition) -> int:
+    """The log's term at the applied index (pos.term if compacted: the snapshot covers it)."""
+    try:
+        return store.term(pos.index)
+    except Compacted:
+        return pos.term
+
+
+def _restored_over_uncommitted(
+    store: LogStore, snapshots: SnapshotDir, pos: StatePosition
+) -> bool:
+    """Did the state come from a received snapshot that replaces an uncommitted entry of
+    another term at its index? (Otherwise a term mismatch is corruption.)"""
+    return (
+        pos.index > store.initial_state()[0].commit
+        and _term_at(store, pos) != pos.term
+        and snapshots.path_for(pos.index, pos.term).exists()
+    )
 
 
 def derive_conf_state(store: LogStore, applied: int) -> ConfState:

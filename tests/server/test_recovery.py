@@ -110,3 +110,26 @@ def test_state_disagreeing_with_log_is_reported_as_corruption(node: Node) -> Non
     node.set_position(StatePosition(index=5, term=2, conf_state=THREE))
     with pytest.raises(Corrupted, match="applied entry 5 of term 2.*holds term 3"):
         node.prepare()
+
+
+def test_restored_snapshot_over_a_conflicting_uncommitted_entry_is_recorded(node: Node) -> None:
+    """A crash after restoring a received snapshot (index 5, term 3) but before the log
+    recorded it, on a follower whose log still held an uncommitted entry of an older term
+    at that index: the state store wins (it only ever holds committed state), the node
+    starts instead of refusing forever."""
+    node.prepare()
+    node.log.save(entries=[Entry(2, i) for i in (4, 5, 6)], hard_state=HardState(2, 1, 4))
+    node.set_position(StatePosition(index=5, term=3, revision=2, conf_state=THREE))
+    node.snaps.create(node.state)  # the received snapshot's file, installed before restore
+    assert node.prepare() == "restart"
+    meta = node.log.snapshot_meta()
+    assert (meta.index, meta.term, meta.conf_state) == (5, 3, THREE)
+    assert node.log.first_index() == 6 and node.log.last_index() == 5
+
+
+def test_conflicting_entry_without_the_snapshot_file_is_still_corruption(node: Node) -> None:
+    node.prepare()
+    node.log.save(entries=[Entry(2, i) for i in (4, 5, 6)], hard_state=HardState(2, 1, 4))
+    node.set_position(StatePosition(index=5, term=3, conf_state=THREE))
+    with pytest.raises(Corrupted, match="applied entry 5 of term 3.*holds term 2"):
+        node.prepare()
