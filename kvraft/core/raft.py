@@ -48,10 +48,11 @@ Rules, beyond the Raft paper's Figure 2:
 - Leadership transfer: catch the target up, send TimeoutNow (target campaigns at once,
   without pre-vote, and voters skip leader stickiness); refuse proposals meanwhile;
   give up after ``election_ticks``.
-- Membership (membership.py): one change at a time, effective when applied. The first
-  leader of a brand-new cluster (empty log) appends its membership as ADD_VOTER /
-  ADD_LEARNER entries after its no-op, so a node that joins later and replays the log
-  from index 1 rebuilds the membership (for existing members they change nothing).
+- Membership (membership.py): one change at a time, effective when applied. A new
+  leader whose log, replayed from index 1, would not teach a joining node the membership
+  (a cluster bootstrapped without log entries, or such entries overwritten before they
+  committed) appends the missing ADD_VOTER / ADD_LEARNER entries after its no-op
+  (membership_record.py; for members they change nothing).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from collections.abc import Callable
 from kvraft.core.config import Config
 from kvraft.core.log import RaftLog
 from kvraft.core.membership import check_conf_change, next_conf_state
+from kvraft.core.membership_record import missing_record
 from kvraft.core.progress import Progress, ProgressState
 from kvraft.core.quorum import JointConfig, VoteResult
 from kvraft.core.readindex import ReadIndexQueue
@@ -71,7 +73,6 @@ from kvraft.core.types import (
     AppendEntries,
     AppendResponse,
     ConfChange,
-    ConfChangeType,
     ConfState,
     Entry,
     EntryType,
@@ -128,6 +129,7 @@ class Raft(Sender):
         self.heartbeat_elapsed = 0  # Leader: ticks since the last heartbeat broadcast.
         self.randomized_timeout = 0  # In [election_ticks, 2*election_ticks).
         self.pending_conf_index = 0  # Leader: index of the last conf change it appended.
+        self.record_settled = False  # The log teaches the membership for good (no scans).
         self.committed_in_term = False  # Leader: an entry of `term` is committed.
         self.lead_transferee = NONE  # Leader: transfer target, NONE if no transfer.
         self.transfer_elapsed = 0  # Leader: ticks since the transfer started.
@@ -194,17 +196,17 @@ class Raft(Sender):
         me.become_replicate()
         self.pending_conf_index = last
         entries = [Entry(self.term, last + 1)]
-        if last == 0:
-            entries.extend(self._bootstrap_entries(last + 2))
+        entries += self._membership_record(last + 2)
+        if len(entries) > 1:
             self.pending_conf_index = entries[-1].index
         self._append(entries)
 
-    def _bootstrap_entries(self, first: int) -> list[Entry]:
-        """The first leader of a new cluster writes its membership into the log, so a
-        node added later and replaying the log from index 1 learns it too (members
-        apply these as no-ops)."""
-        changes = [ConfChange(ConfChangeType.ADD_VOTER, v) for v in sorted(self.voters.ids())]
-        changes += [ConfChange(ConfChangeType.ADD_LEARNER, n) for n in sorted(self.learners)]
+    def _membership_record(self, first: int) -> list[Entry]:
+        """The entries (from index ``first``) that make replaying our log teach the
+        membership, if it does not yet (see membership_record.py)."""
+        if self.record_settled:
+            return []
+        changes, self.record_settled = missing_record(self.log, self.conf_state())
         return [
             Entry(self.term, first + k, EntryType.CONF_CHANGE, encode_conf_change(cc))
             for k, cc in enumerate(changes)

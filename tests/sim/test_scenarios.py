@@ -37,13 +37,6 @@ def elect(c: Cluster, node: int) -> None:
     assert c.nodes[node].raw is not None and c.nodes[node].raw.role == Role.LEADER
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug (sim seed 668): the first leader writes the bootstrap membership "
-    "only if its log is empty; if it loses leadership before those entries commit, they "
-    "are overwritten and a node added later, replaying the log from index 1, ends up "
-    "with the wrong membership (here voters {4}) and can elect itself alone",
-)
 def test_a_node_added_later_learns_the_bootstrap_membership() -> None:
     c = Cluster(
         SimOptions(nodes=3, pre_vote=False, check_quorum=False, max_entries_per_msg=1),
