@@ -68,6 +68,9 @@ class KvService(kv_pb2_grpc.KVServicer):  # type: ignore[misc]
         packs = announces_packing(context.invocation_metadata())
         await context.send_initial_metadata(PACKING)
 
+        room = asyncio.Event()  # set while pending < MAX_PENDING
+        room.set()
+
         async def read_all() -> None:
             nonlocal pending
             try:
@@ -75,6 +78,9 @@ class KvService(kv_pb2_grpc.KVServicer):  # type: ignore[misc]
                     for req in (msg, *msg.more) if msg.more else (msg,):
                         pending += 1
                         self._dispatch(req, answers.put_nowait)
+                    if pending >= MAX_PENDING:  # answers pile up unread: stop reading
+                        room.clear()
+                        await room.wait()
             finally:
                 answers.put_nowait(_READ_DONE)
 
@@ -89,6 +95,8 @@ class KvService(kv_pb2_grpc.KVServicer):  # type: ignore[misc]
                     if packs:
                         read_done = pack(item, answers, _READ_DONE)
                         pending -= len(item.more)
+                    if pending < MAX_PENDING:
+                        room.set()
                     yield item
                 if read_done:
                     reading = False
@@ -132,6 +140,11 @@ class KvService(kv_pb2_grpc.KVServicer):  # type: ignore[misc]
         out.error.leader_addr = f.leader_addr
         out.error.outcome_unknown = f.outcome_unknown
 
+
+MAX_PENDING = 8192
+"""Requests of one Batch stream read and not yet answered on the wire, beyond which the
+server stops reading the stream (a client that does not read its answers is held back by
+gRPC flow control instead of growing the server's memory)."""
 
 _READ_DONE = object()
 """Queued after the last request of a Batch stream was read."""
