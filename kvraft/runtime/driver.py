@@ -598,8 +598,11 @@ class Driver:
             if isinstance(m, InstallSnapshot):
                 snap = self._files.for_index(m.meta.index)
                 if snap is None:
-                    self._log_.warning("no snapshot file to send", index=m.meta.index, to=m.dst)
+                    self._log_.warning("no snapshot file to send: taking a new snapshot",
+                                       index=m.meta.index, to=m.dst)
                     self._submit(functools.partial(self._node.report_snapshot, m.dst, False))
+                    # the log is compacted behind it: the core's next attempt has a file
+                    self._start_snapshot()
                 else:
                     self._log_.info("sending snapshot", to=m.dst, index=m.meta.index)
                     self._transport.send_snapshot(m, snap)

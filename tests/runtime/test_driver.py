@@ -219,6 +219,16 @@ def test_missing_snapshot_file_is_reported_to_the_core() -> None:
         rig.node.extra = {"messages": (InstallSnapshot(1, 2, 1, SnapshotMeta(7, 1)),)}
         await rig.driver.propose(b"a=1")
         await until(lambda: rig.node.snapshot_reports == [(2, False)])
+        # (e.g. a crash between writing a snapshot file and compacting the log behind it)
+        # a fresh snapshot is taken and the log compacted to it, so the core's next
+        # attempt names a snapshot this node has a file for: the follower can catch up
+        await until(lambda: bool(rig.log.compactions))
+        meta = rig.log.compactions[-1]
+        assert rig.driver.latest_snapshot is not None
+        assert rig.driver.latest_snapshot.meta == meta
+        rig.node.extra = {"messages": (InstallSnapshot(1, 2, 1, meta),)}
+        await rig.driver.propose(b"b=2")
+        assert [m.meta for m, _ in rig.transport.snapshots] == [meta]
 
     run(t)
 
