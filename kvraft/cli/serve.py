@@ -28,6 +28,8 @@ def register(subparsers: Any) -> None:
     node.add_argument("--peers", metavar="ID=HOST:PORT,...", help="initial voters (bootstrap)")
     node.add_argument("--data-dir", metavar="DIR", help="where the node keeps its state")
     node.add_argument("--cluster-id", metavar="NAME", help="cluster name peers must share")
+    node.add_argument("--metrics", metavar="HOST:PORT",
+                      help="serve Prometheus metrics at http://HOST:PORT/metrics")
     node.add_argument("--join", action="store_true",
                       help="start as a new member that waits to be added (no bootstrap)")
     raft = p.add_argument_group("raft")
@@ -60,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             cluster_id=args.cluster_id,
             join=args.join,
+            metrics=args.metrics,
             raft=raft,
             log_format=args.log_format,
             log_file=args.log_file,

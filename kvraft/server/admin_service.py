@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import zlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -18,6 +19,13 @@ from kvraft.server.frontend import KvFrontend
 from kvraft.server.status import InvalidArgument, describe
 
 SNAPSHOT_CHUNK = 1 << 20
+
+
+def _stats(d: Driver) -> dict[str, float]:
+    """StatusResponse.stats: the driver's counters (DriverStats) and bookkeeping."""
+    out: dict[str, float] = {k: float(v) for k, v in dataclasses.asdict(d.stats).items()}
+    out.update(d.counters())
+    return out
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):  # type: ignore[misc]
@@ -80,6 +88,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):  # type: ignore[misc]
             revision=self._revision(),
             cluster_id=self._cluster_id,
             health_detail=why,
+            stats=_stats(d),
         )
 
     async def MemberList(self, request: Any, context: Any) -> Any:

@@ -226,6 +226,7 @@ def build_config(
     data_dir: str | None = None,
     cluster_id: str | None = None,
     join: bool = False,
+    metrics: str | None = None,
     raft: Mapping[str, Any] | None = None,
     log_format: str | None = None,
     log_file: str | None = None,
@@ -246,6 +247,8 @@ def build_config(
         draft.data_dir = Path(data_dir)
     if cluster_id is not None:
         draft.cluster_id = cluster_id
+    if metrics is not None:
+        draft.metrics = metrics
     draft.join = draft.join or join
     if raft:
         draft.raft = _apply_table(draft.raft, raft, "flags")
@@ -290,6 +293,8 @@ def finish(d: _Draft) -> NodeConfig:
                  "max_inflight_proposals", "max_inflight_bytes"):
         if getattr(lim, name) < 1:
             raise ConfigError(f"limits.{name} must be >= 1")
+    if d.metrics is not None:
+        check_address(d.metrics, "metrics address")
     if d.log_format not in (None, "json", "console"):
         raise ConfigError(f"--log-format: expected json or console, got {d.log_format!r}")
     return NodeConfig(

@@ -29,15 +29,18 @@ from kvraft.core.types import ConfChange, ConfState, InstallSnapshot, Message, R
 from kvraft.kv.machine import KvStateMachine
 from kvraft.kv.validate import Limits as KvLimits
 from kvraft.runtime import Driver, DriverConfig
-from kvraft.runtime.base import LocalSnapshot
+from kvraft.runtime.base import DurableLog, LocalSnapshot, StateMachine
 from kvraft.server import recovery
 from kvraft.server.admin_service import AdminService
 from kvraft.server.config import NodeConfig
 from kvraft.server.frontend import KvFrontend
+from kvraft.server.grpc_metrics import GrpcMetrics
 from kvraft.server.kv_service import KvService
 from kvraft.server.logs import announce_serving
 from kvraft.server.machine import MachineAdapter, local_snapshot
 from kvraft.server.members import AddressBook
+from kvraft.server.metrics import MetricSources, MetricsServer, build_registry
+from kvraft.server.timing import DiskTimings, TimedLog, TimedStateMachine
 from kvraft.storage.lmdb_log import LmdbLogStore
 from kvraft.storage.snapshot import SnapshotDir
 from kvraft.storage.state import LmdbStateStore
@@ -85,6 +88,11 @@ class Node:
         self.stop_requested = asyncio.Event()
         self._health_task: asyncio.Task[None] | None = None
         self._log = log.bind(node_id=config.node_id)
+        # metrics only when a metrics address is configured (else no per-call cost at all)
+        self.grpc_metrics = GrpcMetrics() if config.metrics else None  # gRPC call counters
+        self.disk_timings = DiskTimings()  # log/apply/snapshot latency histograms
+        self.raft_service: RaftService | None = None  # peer servicer (received counters)
+        self.metrics_server: MetricsServer | None = None  # /metrics listener, if configured
 
     # ------------------------------------------------------------------ startup
     async def startup(self) -> None:
@@ -118,10 +126,15 @@ class Node:
             on_unreachable=self._on_unreachable,
             on_snapshot_status=self._on_snapshot_status,
         )
+        timed_log: DurableLog = store
+        timed_machine: StateMachine = MachineAdapter(machine)
+        if cfg.metrics:
+            timed_log = TimedLog(store, self.disk_timings)
+            timed_machine = TimedStateMachine(timed_machine, self.disk_timings)
         driver = self.driver = Driver(
             core,
-            store,
-            MachineAdapter(machine),
+            timed_log,
+            timed_machine,
             _TransportAdapter(transport),
             DriverConfig(
                 tick_ms=r.tick_ms,
@@ -134,6 +147,7 @@ class Node:
         )
         self.server = self._build_server(driver, machine, book)
         self._bind()
+        self._start_metrics(driver, store, transport)
         await self.server.start()
         driver.start()
         self._health_task = asyncio.create_task(self._keep_health())
@@ -150,6 +164,7 @@ class Node:
         limits = cfg.limits
         max_msg = max(limits.max_request_bytes + GRPC_OVERHEAD, MAX_MESSAGE_BYTES)
         server = grpc.aio.server(
+            interceptors=[self.grpc_metrics] if self.grpc_metrics is not None else None,
             options=[
                 *SERVER_OPTIONS,  # keepalive settings the peer streams need
                 ("grpc.max_receive_message_length", max_msg),
@@ -184,13 +199,14 @@ class Node:
             election_timeout_s=cfg.raft.election_ticks * cfg.raft.tick_ms / 1000,
         )
         admin_pb2_grpc.add_AdminServicer_to_server(admin, server)
-        RaftService(
+        self.raft_service = RaftService(
             node_id=cfg.node_id,
             cluster_id=cfg.cluster_id,
             on_messages=driver.deliver,
             on_snapshot=lambda msg, path: driver.deliver_snapshot(msg, str(path)),
             snapshot_dir=cfg.snapshot_dir,
-        ).add_to_server(server)
+        )
+        self.raft_service.add_to_server(server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         names = (
@@ -211,6 +227,26 @@ class Node:
             raise StartupError(f"cannot listen on {address}: {exc} (is the port in use?)") from exc
         if port == 0:
             raise StartupError(f"cannot listen on {address}: the port is in use or invalid")
+
+    def _start_metrics(self, driver: Driver, store: LmdbLogStore, transport: PeerTransport) -> None:
+        cfg = self.config
+        if cfg.metrics is None or self.grpc_metrics is None or self.raft_service is None:
+            return
+        registry = build_registry(MetricSources(
+            node_id=cfg.node_id, cluster_id=cfg.cluster_id, driver=driver, transport=transport,
+            raft_service=self.raft_service, grpc=self.grpc_metrics, disk=self.disk_timings,
+            db_size=store.disk_size,
+        ))
+        self.metrics_server = MetricsServer(registry)
+        try:
+            port = self.metrics_server.start(cfg.metrics)
+        except (OSError, ValueError) as exc:
+            self.metrics_server = None
+            raise StartupError(
+                f"cannot serve metrics on {cfg.metrics}: {exc} (is the port in use?)"
+            ) from exc
+        self._log.info("metrics endpoint", url=f"http://{cfg.metrics.rpartition(':')[0]}:{port}"
+                       "/metrics")
 
     # ------------------------------------------------------------------ callbacks
     def _on_unreachable(self, peer: int) -> None:
@@ -275,6 +311,8 @@ class Node:
             await self.health.enter_graceful_shutdown()
         if self._health_task is not None:
             self._health_task.cancel()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         if self.server is not None:
             await self.server.stop(grace=1.0)
         if d is not None:

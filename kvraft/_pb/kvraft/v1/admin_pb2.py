@@ -25,43 +25,47 @@ _sym_db = _symbol_database.Default()
 from kvraft._pb.kvraft.v1 import kv_pb2 as kvraft_dot_v1_dot_kv__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kvraft/v1/admin.proto\x12\tkvraft.v1\x1a\x12kvraft/v1/kv.proto\"6\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07learner\x18\x03 \x01(\x08\"\x0f\n\rStatusRequest\"\x89\x03\n\x0eStatusResponse\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x1d\n\x04role\x18\x03 \x01(\x0e\x32\x0f.kvraft.v1.Role\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x11\n\tleader_id\x18\x05 \x01(\x04\x12\x13\n\x0bleader_addr\x18\x06 \x01(\t\x12\x14\n\x0c\x63ommit_index\x18\x07 \x01(\x04\x12\x15\n\rapplied_index\x18\x08 \x01(\x04\x12\x11\n\tlog_first\x18\t \x01(\x04\x12\x10\n\x08log_last\x18\n \x01(\x04\x12\x16\n\x0esnapshot_index\x18\x0b \x01(\x04\x12%\n\nmembership\x18\x0c \x03(\x0b\x32\x11.kvraft.v1.Member\x12\x15\n\rdb_size_bytes\x18\r \x01(\x04\x12\x0f\n\x07healthy\x18\x0e \x01(\x08\x12\x0f\n\x07version\x18\x0f \x01(\t\x12\x10\n\x08revision\x18\x10 \x01(\x03\x12\x12\n\ncluster_id\x18\x11 \x01(\t\x12\x15\n\rhealth_detail\x18\x12 \x01(\t\"\x13\n\x11MemberListRequest\"c\n\x12MemberListResponse\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.kvraft.v1.ResponseHeader\x12\"\n\x07members\x18\x02 \x03(\x0b\x32\x11.kvraft.v1.Member\"E\n\x10MemberAddRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07learner\x18\x03 \x01(\x08\"&\n\x13MemberRemoveRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\"\'\n\x14MemberPromoteRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\"#\n\x15TransferLeaderRequest\x12\n\n\x02to\x18\x01 \x01(\x04\"V\n\x16TransferLeaderResponse\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.kvraft.v1.ResponseHeader\x12\x11\n\tleader_id\x18\x02 \x01(\x04\"\x15\n\x13TakeSnapshotRequest\"r\n\x14TakeSnapshotResponse\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.kvraft.v1.ResponseHeader\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\"\x15\n\x13SaveSnapshotRequest\"\x96\x01\n\x14SaveSnapshotResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\x12\x0e\n\x06offset\x18\x04 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\x12\r\n\x05\x63rc32\x18\x06 \x01(\r\x12\x0c\n\x04last\x18\x07 \x01(\x08\x12\x12\n\nfile_crc32\x18\x08 \x01(\r*O\n\x04Role\x12\x0c\n\x08\x46OLLOWER\x10\x00\x12\x11\n\rPRE_CANDIDATE\x10\x01\x12\r\n\tCANDIDATE\x10\x02\x12\n\n\x06LEADER\x10\x03\x12\x0b\n\x07LEARNER\x10\x04\x32\xf5\x04\n\x05\x41\x64min\x12=\n\x06Status\x12\x18.kvraft.v1.StatusRequest\x1a\x19.kvraft.v1.StatusResponse\x12I\n\nMemberList\x12\x1c.kvraft.v1.MemberListRequest\x1a\x1d.kvraft.v1.MemberListResponse\x12G\n\tMemberAdd\x12\x1b.kvraft.v1.MemberAddRequest\x1a\x1d.kvraft.v1.MemberListResponse\x12M\n\x0cMemberRemove\x12\x1e.kvraft.v1.MemberRemoveRequest\x1a\x1d.kvraft.v1.MemberListResponse\x12O\n\rMemberPromote\x12\x1f.kvraft.v1.MemberPromoteRequest\x1a\x1d.kvraft.v1.MemberListResponse\x12U\n\x0eTransferLeader\x12 .kvraft.v1.TransferLeaderRequest\x1a!.kvraft.v1.TransferLeaderResponse\x12O\n\x0cTakeSnapshot\x12\x1e.kvraft.v1.TakeSnapshotRequest\x1a\x1f.kvraft.v1.TakeSnapshotResponse\x12Q\n\x0cSaveSnapshot\x12\x1e.kvraft.v1.SaveSnapshotRequest\x1a\x1f.kvraft.v1.SaveSnapshotResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kvraft/v1/admin.proto\x12\tkvraft.v1\x1a\x12kvraft/v1/kv.proto\"6\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07learner\x18\x03 \x01(\x08\"\x0f\n\rStatusRequest\"\xec\x03\n\x0eStatusResponse\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x1d\n\x04role\x18\x03 \x01(\x0e\x32\x0f.kvraft.v1.Role\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x11\n\tleader_id\x18\x05 \x01(\x04\x12\x13\n\x0bleader_addr\x18\x06 \x01(\t\x12\x14\n\x0c\x63ommit_index\x18\x07 \x01(\x04\x12\x15\n\rapplied_index\x18\x08 \x01(\x04\x12\x11\n\tlog_first\x18\t \x01(\x04\x12\x10\n\x08log_last\x18\n \x01(\x04\x12\x16\n\x0esnapshot_index\x18\x0b \x01(\x04\x12%\n\nmembership\x18\x0c \x03(\x0b\x32\x11.kvraft.v1.Member\x12\x15\n\rdb_size_bytes\x18\r \x01(\x04\x12\x0f\n\x07healthy\x18\x0e \x01(\x08\x12\x0f\n\x07version\x18\x0f \x01(\t\x12\x10\n\x08revision\x18\x10 \x01(\x03\x12\x12\n\ncluster_id\x18\x11 \x01(\t\x12\x15\n\rhealth_detail\x18\x12 \x01(\t\x12\x33\n\x05stats\x18\x13 \x03(\x0b\x32$.kvraft.v1.StatusResponse.StatsEntry\x1a,\n\nStatsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x13\n\x11MemberListRequest\"c\n\x12MemberListResponse\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.kvraft.v1.ResponseHeader\x12\"\n\x07members\x18\x02 \x03(\x0b\x32\x11.kvraft.v1.Member\"E\n\x10MemberAddRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07learner\x18\x03 \x01(\x08\"&\n\x13MemberRemoveRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\"\'\n\x14MemberPromoteRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\"#\n\x15TransferLeaderRequest\x12\n\n\x02to\x18\x01 \x01(\x04\"V\n\x16TransferLeaderResponse\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.kvraft.v1.ResponseHeader\x12\x11\n\tleader_id\x18\x02 \x01(\x04\"\x15\n\x13TakeSnapshotRequest\"r\n\x14TakeSnapshotResponse\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.kvraft.v1.ResponseHeader\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\"\x15\n\x13SaveSnapshotRequest\"\x96\x01\n\x14SaveSnapshotResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\x12\x0e\n\x06offset\x18\x04 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\x12\r\n\x05\x63rc32\x18\x06 \x01(\r\x12\x0c\n\x04last\x18\x07 \x01(\x08\x12\x12\n\nfile_crc32\x18\x08 \x01(\r*O\n\x04Role\x12\x0c\n\x08\x46OLLOWER\x10\x00\x12\x11\n\rPRE_CANDIDATE\x10\x01\x12\r\n\tCANDIDATE\x10\x02\x12\n\n\x06LEADER\x10\x03\x12\x0b\n\x07LEARNER\x10\x04\x32\xf5\x04\n\x05\x41\x64min\x12=\n\x06Status\x12\x18.kvraft.v1.StatusRequest\x1a\x19.kvraft.v1.StatusResponse\x12I\n\nMemberList\x12\x1c.kvraft.v1.MemberListRequest\x1a\x1d.kvraft.v1.MemberListResponse\x12G\n\tMemberAdd\x12\x1b.kvraft.v1.MemberAddRequest\x1a\x1d.kvraft.v1.MemberListResponse\x12M\n\x0cMemberRemove\x12\x1e.kvraft.v1.MemberRemoveRequest\x1a\x1d.kvraft.v1.MemberListResponse\x12O\n\rMemberPromote\x12\x1f.kvraft.v1.MemberPromoteRequest\x1a\x1d.kvraft.v1.MemberListResponse\x12U\n\x0eTransferLeader\x12 .kvraft.v1.TransferLeaderRequest\x1a!.kvraft.v1.TransferLeaderResponse\x12O\n\x0cTakeSnapshot\x12\x1e.kvraft.v1.TakeSnapshotRequest\x1a\x1f.kvraft.v1.TakeSnapshotResponse\x12Q\n\x0cSaveSnapshot\x12\x1e.kvraft.v1.SaveSnapshotRequest\x1a\x1f.kvraft.v1.SaveSnapshotResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kvraft.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=1239
-  _globals['_ROLE']._serialized_end=1318
+  _globals['_STATUSRESPONSE_STATSENTRY']._loaded_options = None
+  _globals['_STATUSRESPONSE_STATSENTRY']._serialized_options = b'8\001'
+  _globals['_ROLE']._serialized_start=1338
+  _globals['_ROLE']._serialized_end=1417
   _globals['_MEMBER']._serialized_start=56
   _globals['_MEMBER']._serialized_end=110
   _globals['_STATUSREQUEST']._serialized_start=112
   _globals['_STATUSREQUEST']._serialized_end=127
   _globals['_STATUSRESPONSE']._serialized_start=130
-  _globals['_STATUSRESPONSE']._serialized_end=523
-  _globals['_MEMBERLISTREQUEST']._serialized_start=525
-  _globals['_MEMBERLISTREQUEST']._serialized_end=544
-  _globals['_MEMBERLISTRESPONSE']._serialized_start=546
-  _globals['_MEMBERLISTRESPONSE']._serialized_end=645
-  _globals['_MEMBERADDREQUEST']._serialized_start=647
-  _globals['_MEMBERADDREQUEST']._serialized_end=716
-  _globals['_MEMBERREMOVEREQUEST']._serialized_start=718
-  _globals['_MEMBERREMOVEREQUEST']._serialized_end=756
-  _globals['_MEMBERPROMOTEREQUEST']._serialized_start=758
-  _globals['_MEMBERPROMOTEREQUEST']._serialized_end=797
-  _globals['_TRANSFERLEADERREQUEST']._serialized_start=799
-  _globals['_TRANSFERLEADERREQUEST']._serialized_end=834
-  _globals['_TRANSFERLEADERRESPONSE']._serialized_start=836
-  _globals['_TRANSFERLEADERRESPONSE']._serialized_end=922
-  _globals['_TAKESNAPSHOTREQUEST']._serialized_start=924
-  _globals['_TAKESNAPSHOTREQUEST']._serialized_end=945
-  _globals['_TAKESNAPSHOTRESPONSE']._serialized_start=947
-  _globals['_TAKESNAPSHOTRESPONSE']._serialized_end=1061
-  _globals['_SAVESNAPSHOTREQUEST']._serialized_start=1063
-  _globals['_SAVESNAPSHOTREQUEST']._serialized_end=1084
-  _globals['_SAVESNAPSHOTRESPONSE']._serialized_start=1087
-  _globals['_SAVESNAPSHOTRESPONSE']._serialized_end=1237
-  _globals['_ADMIN']._serialized_start=1321
-  _globals['_ADMIN']._serialized_end=1950
+  _globals['_STATUSRESPONSE']._serialized_end=622
+  _globals['_STATUSRESPONSE_STATSENTRY']._serialized_start=578
+  _globals['_STATUSRESPONSE_STATSENTRY']._serialized_end=622
+  _globals['_MEMBERLISTREQUEST']._serialized_start=624
+  _globals['_MEMBERLISTREQUEST']._serialized_end=643
+  _globals['_MEMBERLISTRESPONSE']._serialized_start=645
+  _globals['_MEMBERLISTRESPONSE']._serialized_end=744
+  _globals['_MEMBERADDREQUEST']._serialized_start=746
+  _globals['_MEMBERADDREQUEST']._serialized_end=815
+  _globals['_MEMBERREMOVEREQUEST']._serialized_start=817
+  _globals['_MEMBERREMOVEREQUEST']._serialized_end=855
+  _globals['_MEMBERPROMOTEREQUEST']._serialized_start=857
+  _globals['_MEMBERPROMOTEREQUEST']._serialized_end=896
+  _globals['_TRANSFERLEADERREQUEST']._serialized_start=898
+  _globals['_TRANSFERLEADERREQUEST']._serialized_end=933
+  _globals['_TRANSFERLEADERRESPONSE']._serialized_start=935
+  _globals['_TRANSFERLEADERRESPONSE']._serialized_end=1021
+  _globals['_TAKESNAPSHOTREQUEST']._serialized_start=1023
+  _globals['_TAKESNAPSHOTREQUEST']._serialized_end=1044
+  _globals['_TAKESNAPSHOTRESPONSE']._serialized_start=1046
+  _globals['_TAKESNAPSHOTRESPONSE']._serialized_end=1160
+  _globals['_SAVESNAPSHOTREQUEST']._serialized_start=1162
+  _globals['_SAVESNAPSHOTREQUEST']._serialized_end=1183
+  _globals['_SAVESNAPSHOTRESPONSE']._serialized_start=1186
+  _globals['_SAVESNAPSHOTRESPONSE']._serialized_end=1336
+  _globals['_ADMIN']._serialized_start=1420
+  _globals['_ADMIN']._serialized_end=2049
 # @@protoc_insertion_point(module_scope)

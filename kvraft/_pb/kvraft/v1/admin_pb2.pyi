@@ -36,7 +36,14 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("id", "address", "role", "term", "leader_id", "leader_addr", "commit_index", "applied_index", "log_first", "log_last", "snapshot_index", "membership", "db_size_bytes", "healthy", "version", "revision", "cluster_id", "health_detail")
+    __slots__ = ("id", "address", "role", "term", "leader_id", "leader_addr", "commit_index", "applied_index", "log_first", "log_last", "snapshot_index", "membership", "db_size_bytes", "healthy", "version", "revision", "cluster_id", "health_detail", "stats")
+    class StatsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +62,7 @@ class StatusResponse(_message.Message):
     REVISION_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     HEALTH_DETAIL_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
     id: int
     address: str
     role: Role
@@ -73,7 +81,8 @@ class StatusResponse(_message.Message):
     revision: int
     cluster_id: str
     health_detail: str
-    def __init__(self, id: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., leader_addr: _Optional[str] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., log_first: _Optional[int] = ..., log_last: _Optional[int] = ..., snapshot_index: _Optional[int] = ..., membership: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., db_size_bytes: _Optional[int] = ..., healthy: _Optional[bool] = ..., version: _Optional[str] = ..., revision: _Optional[int] = ..., cluster_id: _Optional[str] = ..., health_detail: _Optional[str] = ...) -> None: ...
+    stats: _containers.ScalarMap[str, float]
+    def __init__(self, id: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., leader_addr: _Optional[str] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., log_first: _Optional[int] = ..., log_last: _Optional[int] = ..., snapshot_index: _Optional[int] = ..., membership: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., db_size_bytes: _Optional[int] = ..., healthy: _Optional[bool] = ..., version: _Optional[str] = ..., revision: _Optional[int] = ..., cluster_id: _Optional[str] = ..., health_detail: _Optional[str] = ..., stats: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class MemberListRequest(_message.Message):
     __slots__ = ()
