@@ -65,6 +65,7 @@ class Node:
     kv: Any = None
     admin: Any = None
     stopped: bool = False  # SIGSTOPped
+    metrics: str | None = None  # host:port of its /metrics listener, if any
 
     def connect(self) -> None:
         if self.channel is None:
@@ -87,6 +88,7 @@ class Cluster:
     size: int = 3
     extra_args: list[str] = field(default_factory=list)
     nodes: dict[int, Node] = field(default_factory=dict)
+    metrics: bool = False  # give every node a /metrics listener
 
     def __post_init__(self) -> None:
         for i in range(1, self.size + 1):
@@ -95,6 +97,7 @@ class Cluster:
                 address=f"127.0.0.1:{free_port()}",
                 data_dir=self.root / f"n{i}",
                 log_path=self.root / f"n{i}.log",
+                metrics=f"127.0.0.1:{free_port()}" if self.metrics else None,
             )
 
     def add_node(self, node_id: int) -> Node:
@@ -120,6 +123,7 @@ class Cluster:
                 "--tick-ms", str(TICK_MS), "--election-ticks", str(ELECTION_TICKS),
                 "--log-format", "json", "--log-file", str(n.log_path),
                 *(["--join"] if join else []),
+                *(["--metrics", n.metrics] if n.metrics else []),
                 *self.extra_args,
             ]
             n.proc = subprocess.Popen(
