@@ -61,11 +61,12 @@ import random
 from collections.abc import Callable
 
 from kvraft.core.config import Config
+from kvraft.core.election import Elections
 from kvraft.core.log import RaftLog
 from kvraft.core.membership import check_conf_change, next_conf_state
 from kvraft.core.membership_record import missing_record
 from kvraft.core.progress import Progress, ProgressState
-from kvraft.core.quorum import JointConfig, VoteResult
+from kvraft.core.quorum import JointConfig
 from kvraft.core.readindex import ReadIndexQueue
 from kvraft.core.replication import Sender
 from kvraft.core.types import (
@@ -99,7 +100,7 @@ from kvraft.errors import (
 _LEADER_MSGS = (AppendEntries, Heartbeat, InstallSnapshot)
 
 
-class Raft(Sender):
+class Raft(Sender, Elections):
     """The transitions. Not thread-safe; driven by ``RawNode``."""
 
     def __init__(self, config: Config, store: LogReader, rng: random.Random) -> None:
@@ -285,93 +286,6 @@ class Raft(Sender):
             and not self.timeout_now_sent
             and self.now - self._quorum_tick(lambda p: p.last_ack) < self.lease_ticks
         )
-
-    def _in_lease(self) -> bool:
-        """Do we believe in a live leader (check-quorum leader stickiness)? A node that
-        restarted counts as having heard from one when it started: before the crash it
-        may have acknowledged a leader whose lease (lease reads) still runs."""
-        if not self.cfg.check_quorum:
-            return False
-        if self.lead == NONE:
-            return self.restarted and self.now < self.cfg.election_ticks
-        return self.role is Role.LEADER or self.election_elapsed < self.cfg.election_ticks
-
-    # ================================================================= elections
-    def hup(self, *, transfer: bool = False) -> None:
-        """Start a campaign (pre-vote first if enabled, unless for a transfer)."""
-        if self.role is Role.LEADER or not self.promotable():
-            return
-        if self._has_unapplied_conf_change():
-            return
-        if self.cfg.pre_vote and not transfer:
-            self._campaign(pre_vote=True, transfer=False)
-        else:
-            self._campaign(pre_vote=False, transfer=transfer)
-
-    def _has_unapplied_conf_change(self) -> bool:
-        # Entries folded into a snapshot (taken by the application, possibly before it
-        # called advance, or received and not yet durable) count as applied.
-        lo = max(self.log.applied, self.log.first_index() - 1) + 1
-        hi = self.log.committed + 1
-        if lo >= hi:
-            return False
-        ents = self.log.entries(lo, hi)
-        return any(e.type is EntryType.CONF_CHANGE for e in ents)
-
-    def _campaign(self, *, pre_vote: bool, transfer: bool) -> None:
-        if pre_vote:
-            self._become_pre_candidate()
-            vote_term = self.term + 1
-            self.votes[self.id] = True
-        else:
-            self._become_candidate()
-            vote_term = self.term
-            self.msgs_after_append.append(VoteResponse(self.id, self.id, self.term, True))
-        if pre_vote and self._tally() is VoteResult.WON:
-            self._campaign(pre_vote=False, transfer=False)
-            return
-        last_index = self.log.last_index()
-        last_term = self.log.term(last_index)
-        for v in sorted(self.voters.ids()):
-            if v != self.id:
-                self._send(
-                    RequestVote(self.id, v, vote_term, last_index, last_term, pre_vote, transfer)
-                )
-
-    def _tally(self) -> VoteResult:
-        return self.voters.vote_result(self.votes)
-
-    def _handle_vote_request(self, m: RequestVote) -> None:
-        can_vote = (
-            self.vote == m.src
-            or (self.vote == NONE and self.lead == NONE)
-            or (m.pre_vote and m.term > self.term)
-        )
-        if can_vote and self.log.is_up_to_date(m.last_index, m.last_term):
-            if m.pre_vote:
-                self._send(VoteResponse(self.id, m.src, m.term, True, pre_vote=True))
-            else:
-                self.election_elapsed = 0
-                self.vote = m.src
-                self.msgs_after_append.append(VoteResponse(self.id, m.src, self.term, True))
-        else:
-            self._send(VoteResponse(self.id, m.src, self.term, False, pre_vote=m.pre_vote))
-
-    def _handle_vote_response(self, m: VoteResponse) -> None:
-        expected = Role.PRE_CANDIDATE if m.pre_vote else Role.CANDIDATE
-        if self.role is not expected:
-            return
-        if m.pre_vote and m.granted and m.term != self.term + 1:
-            return  # a grant left over from an earlier pre-campaign
-        self.votes[m.src] = m.granted
-        result = self._tally()
-        if result is VoteResult.WON:
-            if m.pre_vote:
-                self._campaign(pre_vote=False, transfer=False)
-            else:
-                self._become_leader()
-        elif result is VoteResult.LOST:
-            self._become_follower(self.term, NONE)
 
     # ================================================================= step
     def step(self, m: Message) -> None:

@@ -1,0 +1,128 @@
+"""Elections: campaigning (with pre-vote), granting votes, counting them.
+
+A mixin of ``Raft`` (raft.py states the rules in its docstring; this holds the election
+half of them). State is owned and documented by ``Raft``; the role transitions
+(``_become_*``) live there too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kvraft.core.config import Config
+from kvraft.core.log import RaftLog
+from kvraft.core.quorum import JointConfig, VoteResult
+from kvraft.core.types import NONE, EntryType, Message, RequestVote, Role, VoteResponse
+
+
+class Elections:
+    """Campaigns and votes; state is owned and documented by ``Raft``."""
+
+    id: int
+    term: int
+    vote: int
+    lead: int
+    role: Role
+    cfg: Config
+    log: RaftLog
+    voters: JointConfig
+    votes: dict[int, bool]
+    msgs_after_append: list[Message]
+    now: int
+    restarted: bool
+    election_elapsed: int
+
+    if TYPE_CHECKING:  # defined by Raft / Sender
+
+        def promotable(self) -> bool: ...
+        def _send(self, m: Message) -> None: ...
+        def _become_follower(self, term: int, lead: int) -> None: ...
+        def _become_pre_candidate(self) -> None: ...
+        def _become_candidate(self) -> None: ...
+        def _become_leader(self) -> None: ...
+
+    def _in_lease(self) -> bool:
+        """Do we believe in a live leader (check-quorum leader stickiness)? A node that
+        restarted counts as having heard from one when it started: before the crash it
+        may have acknowledged a leader whose lease (lease reads) still runs."""
+        if not self.cfg.check_quorum:
+            return False
+        if self.lead == NONE:
+            return self.restarted and self.now < self.cfg.election_ticks
+        return self.role is Role.LEADER or self.election_elapsed < self.cfg.election_ticks
+
+    def hup(self, *, transfer: bool = False) -> None:
+        """Start a campaign (pre-vote first if enabled, unless for a transfer)."""
+        if self.role is Role.LEADER or not self.promotable():
+            return
+        if self._has_unapplied_conf_change():
+            return
+        if self.cfg.pre_vote and not transfer:
+            self._campaign(pre_vote=True, transfer=False)
+        else:
+            self._campaign(pre_vote=False, transfer=transfer)
+
+    def _has_unapplied_conf_change(self) -> bool:
+        # Entries folded into a snapshot (taken by the application, possibly before it
+        # called advance, or received and not yet durable) count as applied.
+        lo = max(self.log.applied, self.log.first_index() - 1) + 1
+        hi = self.log.committed + 1
+        if lo >= hi:
+            return False
+        ents = self.log.entries(lo, hi)
+        return any(e.type is EntryType.CONF_CHANGE for e in ents)
+
+    def _campaign(self, *, pre_vote: bool, transfer: bool) -> None:
+        if pre_vote:
+            self._become_pre_candidate()
+            vote_term = self.term + 1
+            self.votes[self.id] = True
+        else:
+            self._become_candidate()
+            vote_term = self.term
+            self.msgs_after_append.append(VoteResponse(self.id, self.id, self.term, True))
+        if pre_vote and self._tally() is VoteResult.WON:
+            self._campaign(pre_vote=False, transfer=False)
+            return
+        last_index = self.log.last_index()
+        last_term = self.log.term(last_index)
+        for v in sorted(self.voters.ids()):
+            if v != self.id:
+                self._send(
+                    RequestVote(self.id, v, vote_term, last_index, last_term, pre_vote, transfer)
+                )
+
+    def _tally(self) -> VoteResult:
+        return self.voters.vote_result(self.votes)
+
+    def _handle_vote_request(self, m: RequestVote) -> None:
+        can_vote = (
+            self.vote == m.src
+            or (self.vote == NONE and self.lead == NONE)
+            or (m.pre_vote and m.term > self.term)
+        )
+        if can_vote and self.log.is_up_to_date(m.last_index, m.last_term):
+            if m.pre_vote:
+                self._send(VoteResponse(self.id, m.src, m.term, True, pre_vote=True))
+            else:
+                self.election_elapsed = 0
+                self.vote = m.src
+                self.msgs_after_append.append(VoteResponse(self.id, m.src, self.term, True))
+        else:
+            self._send(VoteResponse(self.id, m.src, self.term, False, pre_vote=m.pre_vote))
+
+    def _handle_vote_response(self, m: VoteResponse) -> None:
+        expected = Role.PRE_CANDIDATE if m.pre_vote else Role.CANDIDATE
+        if self.role is not expected:
+            return
+        if m.pre_vote and m.granted and m.term != self.term + 1:
+            return  # a grant left over from an earlier pre-campaign
+        self.votes[m.src] = m.granted
+        result = self._tally()
+        if result is VoteResult.WON:
+            if m.pre_vote:
+                self._campaign(pre_vote=False, transfer=False)
+            else:
+                self._become_leader()
+        elif result is VoteResult.LOST:
+            self._become_follower(self.term, NONE)
