@@ -1,21 +1,42 @@
 """Adapts the KV state machine (kvraft/kv) to the runtime's StateMachine protocol.
 
 The only translation: snapshot files are reported to the runtime as LocalSnapshot
-(path, meta, size) instead of the storage layer's SnapshotInfo.
+(path, meta, size) instead of the storage layer's SnapshotInfo. A snapshot file received
+from the leader is checked completely before the runtime hears of it
+(:func:`deliver_verified_snapshot`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from kvraft.core.types import ConfState, Entry, SnapshotMeta
+from kvraft.core.types import ConfState, Entry, InstallSnapshot, SnapshotMeta
+from kvraft.errors import SnapshotError
 from kvraft.kv.machine import KvStateMachine
 from kvraft.runtime.base import LocalSnapshot
-from kvraft.storage.snapshot import SnapshotInfo
+from kvraft.storage.snapshot import SnapshotInfo, verify
 
 
 def local_snapshot(info: SnapshotInfo) -> LocalSnapshot:
     return LocalSnapshot(path=str(info.path), meta=info.meta, size=info.size_bytes)
+
+
+async def deliver_verified_snapshot(
+    deliver: Callable[[InstallSnapshot, str], None], msg: InstallSnapshot, path: Path
+) -> None:
+    """Read the received snapshot file ``path`` through (every checksum, off the event
+    loop), then ``deliver`` it. A damaged file -- e.g. one that rotted on the leader's
+    disk, which the transfer's checksums cannot tell -- is deleted and SnapshotError
+    raised (the leader hears of a failed transfer): restoring it would fail once the core
+    has switched to the snapshot, and stop the node."""
+    try:
+        await asyncio.to_thread(verify, path)
+    except SnapshotError:
+        path.unlink(missing_ok=True)
+        raise
+    deliver(msg, str(path))
 
 
 class MachineAdapter:

@@ -37,7 +37,7 @@ from kvraft.server.frontend import KvFrontend
 from kvraft.server.grpc_metrics import GrpcMetrics
 from kvraft.server.kv_service import KvService
 from kvraft.server.logs import announce_serving
-from kvraft.server.machine import MachineAdapter, local_snapshot
+from kvraft.server.machine import MachineAdapter, deliver_verified_snapshot, local_snapshot
 from kvraft.server.members import AddressBook
 from kvraft.server.metrics import MetricSources, MetricsServer, build_registry
 from kvraft.server.timing import DiskTimings, TimedLog, TimedStateMachine
@@ -203,7 +203,7 @@ class Node:
             node_id=cfg.node_id,
             cluster_id=cfg.cluster_id,
             on_messages=driver.deliver,
-            on_snapshot=lambda msg, path: driver.deliver_snapshot(msg, str(path)),
+            on_snapshot=functools.partial(deliver_verified_snapshot, driver.deliver_snapshot),
             snapshot_dir=cfg.snapshot_dir,
         )
         self.raft_service.add_to_server(server)

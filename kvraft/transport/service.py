@@ -4,7 +4,8 @@
 list of core messages to ``on_messages`` (called on the event loop, in stream order; it
 must not block: the runtime puts them in its inbox). ``InstallSnapshot`` receives a file
 into ``snapshot_dir`` (see :mod:`kvraft.transport.snapshot`) and then calls
-``on_snapshot(message, path)``; the peer gets its ack only after that returns.
+``on_snapshot(message, path)``; the peer gets its ack only after that returns (DATA_LOSS if
+it raises SnapshotError: the receiver refused the file).
 
 A peer's mistakes never reach Raft: calls with wrong metadata are refused with
 FAILED_PRECONDITION, and a message that does not decode, or whose src/dst does not match
@@ -128,22 +129,22 @@ class RaftService(raft_pb2_grpc.RaftServicer):  # type: ignore[misc]
                     f"snapshot header src={msg.src} dst={msg.dst} does not match the call "
                     f"from {peer} to {self.node_id}"
                 )
+            size = path.stat().st_size
+            log.info(
+                "snapshot received",
+                peer=peer,
+                node_id=self.node_id,
+                index=msg.meta.index,
+                term=msg.meta.term,
+                bytes=size,
+            )
+            result = self._on_snapshot(msg, path)  # may refuse the file: SnapshotError
+            if inspect.isawaitable(result):
+                await result
         except SnapshotError as exc:
             self.snapshot_failures += 1
             log.warning("snapshot rejected", peer=peer, node_id=self.node_id, reason=str(exc))
             await context.abort(grpc.StatusCode.DATA_LOSS, str(exc))
             raise AssertionError("unreachable: abort raises") from exc
-        size = path.stat().st_size
-        log.info(
-            "snapshot received",
-            peer=peer,
-            node_id=self.node_id,
-            index=msg.meta.index,
-            term=msg.meta.term,
-            bytes=size,
-        )
-        result = self._on_snapshot(msg, path)
-        if inspect.isawaitable(result):
-            await result
         self.snapshots += 1
         return raft_pb2.SnapshotAck(received_bytes=size)
