@@ -42,6 +42,7 @@ WEIGHTS: tuple[tuple[str, float], ...] = (
     ("cut_one_way", 0.6),
     ("heal", 1.2),
     ("crash", 0.6),
+    ("bounce", 0.6),
     ("restart", 1.5),
     ("snapshot", 1.2),
     ("transfer", 0.6),
@@ -133,6 +134,8 @@ class Schedule:
         weights = [w for a, w in WEIGHTS if have.get(_NEEDS.get(a, ""), True)]
         if not c.leaders() and not c.net.inflight:  # let time pass while nothing happens
             weights[names.index("tick")] *= 3
+        if c.opts.max_delay_ticks is not None and "read" in names:  # lease reads are on
+            weights[names.index("read")] *= 3
         return self.rng.choices(names, weights)[0]
 
     def _busy_node(self) -> int:
@@ -192,6 +195,9 @@ class Schedule:
         if action == "crash":
             n = self._leader_or_any() if rng.random() < 0.5 else self._node()
             return f"n{n} {c.crash(n)}"
+        if action == "bounce":  # a crash and an immediate restart (a supervisor)
+            n = self._leader_or_any() if rng.random() < 0.3 else self._node()
+            return f"n{n} {c.crash(n)}; {c.restart(n)}"
         if action == "restart":
             down = [n.id for n in c.nodes.values() if not n.alive]
             if not down:

@@ -6,7 +6,10 @@ happen). The ``converge`` rule heals everything and requires liveness within
 ``liveness.BOUND_ELECTION_TIMEOUTS`` election timeouts. A failure prints the shrunk
 sequence of rules, which replays exactly (all randomness comes from the drawn values).
 
-Profiles: CI=true runs a bounded number of examples; KVRAFT_SIM_DEEP=1 runs many more.
+Profiles: by default (and with CI=true) a bounded number of derandomized examples, the
+same on every run; KVRAFT_SIM_DEEP=1 runs 20 times more examples, 3 times longer, with
+fresh randomness. KVRAFT_SIM_NO_SELF_REMOVAL=1 stops leaders from removing or demoting
+themselves (a known open bug, see test_scenarios.py) so deep runs can look further.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from tests.sim.cluster import Cluster, SimOptions
 from tests.sim.liveness import converge, pump
 
 DEEP = bool(os.environ.get("KVRAFT_SIM_DEEP"))
-CI = bool(os.environ.get("CI"))  # CI: derandomized (the same examples on every run)
+NO_SELF_REMOVAL = bool(os.environ.get("KVRAFT_SIM_NO_SELF_REMOVAL"))
 
 
 def _settings(examples: int, steps: int) -> settings:
@@ -33,7 +36,7 @@ def _settings(examples: int, steps: int) -> settings:
         max_examples=examples,
         stateful_step_count=steps,
         deadline=None,
-        derandomize=CI,
+        derandomize=not DEEP,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
 
@@ -191,7 +194,10 @@ def make_machine(voters: int) -> type[RuleBasedStateMachine]:
 
         @rule(n=node, kind=st.sampled_from(list(ConfChangeType)), who=node)
         def conf_change(self, n: int, kind: ConfChangeType, who: int) -> None:
-            self.cluster.conf_change(self.leader(n), kind, who)
+            leader = self.leader(n)
+            if NO_SELF_REMOVAL and who == leader and kind != ConfChangeType.ADD_VOTER:
+                return
+            self.cluster.conf_change(leader, kind, who)
 
         # ------------------------------------------------------------ liveness
         @rule(seed=index)
