@@ -45,6 +45,7 @@ class RunConfig:
     group_size: int = 5  # register workload: clients per key
     ops_per_key: int = 300  # register workload: invocations per key
     final_attempts: int = 20  # tries per final read (the cluster may still be recovering)
+    final_seconds: float = 60.0  # bound on all final reads together
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,17 +90,19 @@ async def run_once(config: RunConfig, target: Target, run_dir: Path, *, run: int
                                       concurrency=config.concurrency, duration=config.time,
                                       op_timeout=config.op_timeout, rate=config.rate,
                                       seed=config.seed)
-        finally:
-            if not schedule.done():
-                schedule.cancel()
-            faults = await asyncio.gather(schedule, return_exceptions=True)
-        progress(f"workload done: {stats.invoked} ops; faults {faults[0]}; healed")
+        except BaseException:
+            schedule.cancel()  # still heals (run_schedule's finally)
+            await asyncio.gather(schedule, return_exceptions=True)
+            raise
+        faults = await schedule  # ends with its duration, healed
+        progress(f"workload done: {stats.invoked} ops; {faults} faults; healed")
         if target.settle is not None:
             await target.settle()
         first = 1 + max((ev.process for ev in recorder.events()), default=0)
         final_ok = await final_reads(target.factory, workload, recorder, first_process=first,
                                      op_timeout=max(config.op_timeout, 5.0),
-                                     attempts=config.final_attempts, stats=stats)
+                                     attempts=config.final_attempts,
+                                     deadline=config.final_seconds, stats=stats)
         progress(f"final reads {'ok' if final_ok else 'INCOMPLETE'}")
     finally:
         recorder.close()
@@ -114,7 +117,9 @@ async def run_once(config: RunConfig, target: Target, run_dir: Path, *, run: int
     checks = workload.check(ops, config.budget)
     anomalies = [a for res in checks.values() for a in res.get("anomalies", [])]
     span = max((ev.time for ev in events), default=0) / 1e9
-    meta = {"run": run, "target": target.name, "workload": config.workload,
+    workload_ops = sum(1 for op in ops if op.call_time <= config.time * 1e9 and not op.final)
+    meta = {"workload_ops_per_second": round(workload_ops / config.time, 2) if config.time
+            else 0.0,"run": run, "target": target.name, "workload": config.workload,
             "nemesis": ",".join(config.nemeses) or "none", "config": config.to_json(),
             "final_reads_ok": final_ok, "wall_seconds": round(seconds, 2), **target.info}
     return write_report(run_dir, ops, intervals(nlog.events), span, config.concurrency,

@@ -95,16 +95,20 @@ async def run_workers(factory: ClientFactory, workload: Workload, recorder: Hist
 
 async def final_reads(factory: ClientFactory, workload: Workload, recorder: HistoryRecorder,
                       *, first_process: int, op_timeout: float = 5.0, attempts: int = 10,
-                      stats: ClientStats | None = None) -> bool:
+                      deadline: float = 60.0, stats: ClientStats | None = None) -> bool:
     """Perform the workload's final reads, each retried (as a new process after a
-    failure) until ok or ``attempts`` run out. True if every final read succeeded."""
+    failure) until ok or ``attempts`` run out, all within ``deadline`` seconds. True if
+    every final read succeeded."""
     stats = stats or ClientStats()
     client = await factory(-1)
     process = first_process
     all_ok = True
+    give_up = time.monotonic() + deadline
     try:
         for inv in workload.final_reads():
             for _ in range(attempts):
+                if time.monotonic() > give_up:
+                    break
                 outcome = await invoke(client, inv, process, recorder, workload, op_timeout,
                                        stats)
                 process += 1

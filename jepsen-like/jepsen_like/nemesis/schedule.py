@@ -187,30 +187,45 @@ class PauseNemesis:
 
 
 class CorruptNemesis:
-    """Kill a node, damage its LMDB data file (truncate / bit flips); restart on stop."""
+    """Kill a node, damage its LMDB data file (truncate / bit flips); restart on stop.
+
+    One victim per run (the first one picked), so damage never spreads to a majority.
+    On stop the node is restarted and watched for ``watch_seconds``: the log records
+    whether it refused to start (its exit code) or kept running.
+    """
 
     name = "corrupt"
 
-    def __init__(self, modes: Sequence[storage.Mode] = storage.MODES) -> None:
+    def __init__(self, modes: Sequence[storage.Mode] = storage.MODES,
+                 watch_seconds: float = 5.0) -> None:
         self.modes = list(modes)  # damage kinds to pick from
-        self.victim: int | None = None  # the damaged node, down until stop
+        self.watch_seconds = watch_seconds  # how long to watch a restarted victim
+        self.chosen: int | None = None  # the run's victim, picked at the first fault
+        self.down = False  # the victim is down, damaged, until stop
 
     async def start(self, ctx: NemesisContext) -> dict[str, Any]:
-        node = ctx.rng.choice(ctx.cluster.node_ids())
+        if self.chosen is None:
+            self.chosen = ctx.rng.choice(ctx.cluster.node_ids())
+        node = self.chosen
         data_dir = ctx.cluster.data_dir(node)
         if data_dir is None:
             raise RuntimeError(f"node {node} has no data dir to damage")
         await ctx.cluster.kill(node)
-        self.victim = node
+        self.down = True
         mode = ctx.rng.choice(self.modes)
         dmg = await asyncio.to_thread(storage.damage, data_dir, mode, ctx.rng)
         return {"node": node, "damage": dmg.to_json()}
 
     async def stop(self, ctx: NemesisContext) -> dict[str, Any]:
-        victim, self.victim = self.victim, None
-        if victim is not None:
-            await ctx.cluster.start(victim)
-        return {"node": victim}
+        if self.chosen is None or not self.down:
+            return {}
+        node, self.down = self.chosen, False
+        await ctx.cluster.start(node)
+        deadline = time.monotonic() + self.watch_seconds
+        while time.monotonic() < deadline and ctx.cluster.is_running(node):
+            await asyncio.sleep(0.1)
+        running = ctx.cluster.is_running(node)
+        return {"node": node, "after_restart": "running" if running else "refused to start"}
 
 
 NEMESES: dict[str, Callable[[], Nemesis]] = {

@@ -43,7 +43,9 @@ def summarize(ops: Sequence[Op], faults: Sequence[FaultInterval], seconds: float
         "verdict": verdict,
         "ops": len(ops),
         "seconds": round(seconds, 3),
-        "ops_per_second": round(len(ops) / seconds, 2) if seconds > 0 else 0.0,
+        # invocations per second of the workload phase when known, else over the span
+        "ops_per_second": meta.get("workload_ops_per_second",
+                                   round(len(ops) / seconds, 2) if seconds > 0 else 0.0),
         "counts": counts(ops),
         "by_function": dict(Counter(f"{op.f}:{op.outcome}" for op in ops)),
         "latency_ms": {name: (round(v, 3) if v is not None else None) for name, v in
