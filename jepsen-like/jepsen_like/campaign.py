@@ -67,8 +67,6 @@ async def run_once(config: RunConfig, target: Target, run_dir: Path, *, run: int
                    progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Perform one run and write its folder; return the summary (see report.summarize)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    recorder = HistoryRecorder(run_dir / "history.jsonl")
-    nlog = NemesisLog(run_dir / "nemesis.jsonl", recorder.now)
     rng = random.Random(config.seed)
     workload = make_workload(config.workload, concurrency=config.concurrency,
                              consistency=config.consistency, group_size=config.group_size,
@@ -76,9 +74,14 @@ async def run_once(config: RunConfig, target: Target, run_dir: Path, *, run: int
     stats = ClientStats()
     final_ok = False
     t0 = time.monotonic()
+    recorder: HistoryRecorder | None = None
+    nlog: NemesisLog | None = None
     try:
         if target.start is not None:
             await target.start(run_dir)
+        # time zero of the history and the nemesis log: the cluster is up
+        recorder = HistoryRecorder(run_dir / "history.jsonl")
+        nlog = NemesisLog(run_dir / "nemesis.jsonl", recorder.now)
         progress(f"cluster up ({target.name}); workload {config.workload} for "
                  f"{config.time:g}s, nemeses {','.join(config.nemeses) or 'none'}")
         ctx = NemesisContext(target.cluster, target.network, rng, nlog)
@@ -105,10 +108,13 @@ async def run_once(config: RunConfig, target: Target, run_dir: Path, *, run: int
                                      deadline=config.final_seconds, stats=stats)
         progress(f"final reads {'ok' if final_ok else 'INCOMPLETE'}")
     finally:
-        recorder.close()
-        nlog.close()
+        if recorder is not None:
+            recorder.close()
+        if nlog is not None:
+            nlog.close()
         if target.stop is not None:
             await target.stop()
+    assert recorder is not None and nlog is not None
     seconds = time.monotonic() - t0
     events = recorder.events()
     ops = pair(events)

@@ -9,7 +9,8 @@ resumed and running), so the run can finish with final reads.
 The nemesis log (``nemesis.jsonl``) has one JSON object per line: ``time`` (ns since the
 run started, the history's clock), ``type`` (``start`` / ``stop`` / ``error`` /
 ``heal-all``), ``nemesis`` and the details. ``intervals`` pairs starts and stops into
-the fault intervals the reports shade.
+the fault intervals the reports shade (a stop's ``healed_at``, when present, ends the
+interval: the corrupt nemesis watches its victim for a while after restarting it).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def intervals(events: Sequence[dict[str, Any]]) -> list[FaultInterval]:
         elif ev["type"] == "stop" and name in open_:
             st = open_.pop(name)
             detail = {k: v for k, v in st.items() if k not in ("time", "type", "nemesis")}
-            out.append(FaultInterval(name, st["time"], ev["time"], detail))
+            out.append(FaultInterval(name, st["time"], ev.get("healed_at", ev["time"]), detail))
     for name, st in open_.items():
         detail = {k: v for k, v in st.items() if k not in ("time", "type", "nemesis")}
         out.append(FaultInterval(name, st["time"], None, detail))
@@ -221,11 +222,13 @@ class CorruptNemesis:
             return {}
         node, self.down = self.chosen, False
         await ctx.cluster.start(node)
+        healed_at = ctx.log.clock()  # the fault interval ends here, not after watching
         deadline = time.monotonic() + self.watch_seconds
         while time.monotonic() < deadline and ctx.cluster.is_running(node):
             await asyncio.sleep(0.1)
         running = ctx.cluster.is_running(node)
-        return {"node": node, "after_restart": "running" if running else "refused to start"}
+        return {"node": node, "healed_at": healed_at,
+                "after_restart": "running" if running else "refused to start"}
 
 
 NEMESES: dict[str, Callable[[], Nemesis]] = {
