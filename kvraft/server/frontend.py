@@ -3,7 +3,8 @@
 Reads: LINEARIZABLE -> ReadIndex barrier on the leader, then the local state; LEASE -> the
 same with the leader lease (no heartbeat round while it holds); STALE -> the local state
 at once, or, with ``max_staleness_ms``, only if this node can prove its state was current
-within that bound (see kvraft/runtime/freshness.py), else TooStale.
+within that bound, by a linearizable round trip it started itself (kvraft/server/bounded.py),
+else TooStale.
 
 Writes: validated against the node's limits, wrapped in a Command with the session and the
 leader's wall clock, proposed through the driver, answered with the state machine's
@@ -19,7 +20,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import grpc
+
 from kvraft._pb.kvraft.v1 import kv_pb2 as pb
+from kvraft._pb.kvraft.v1 import kv_pb2_grpc
+from kvraft.core.types import Role
+from kvraft.errors import NotLeader
 from kvraft.kv.command import encode_command
 from kvraft.kv.machine import KvStateMachine
 from kvraft.kv.validate import (
@@ -32,7 +38,11 @@ from kvraft.kv.validate import (
 )
 from kvraft.runtime.driver import Driver
 from kvraft.runtime.errors import DriverStopped
+from kvraft.server.bounded import FreshnessProof
 from kvraft.server.status import ApplyFailed, InvalidArgument, TooStale
+
+CONFIRM_TIMEOUT_S = 2.0
+"""Deadline of the leader round trip that proves a follower's state fresh."""
 
 
 class KvFrontend:
@@ -50,6 +60,15 @@ class KvFrontend:
         self._limits = limits  # request size limits (INVALID_ARGUMENT beyond)
         self._address_of = address_of  # node id -> client address, for leader hints
         self._lease_reads = lease_reads  # LEASE reads may use the lease (else ReadIndex)
+        # proofs for bounded-staleness reads, and the channels to leaders they use
+        self._fresh = FreshnessProof(self._confirm_revision, lambda: machine.position().revision)
+        self._channels: dict[str, Any] = {}  # leader address -> grpc.aio channel
+
+    async def close(self) -> None:
+        """Close the channels opened to leaders (bounded-staleness proofs)."""
+        channels, self._channels = list(self._channels.values()), {}
+        for ch in channels:
+            await ch.close()
 
     def header(self, h: Any) -> None:
         """Fill node id, term and leader into a ResponseHeader (revision left as is)."""
@@ -87,9 +106,13 @@ class KvFrontend:
             if req.max_staleness_ms and req.consistency != pb.STALE:
                 raise InvalidArgument("range: max_staleness_ms is only allowed with STALE reads")
             if req.consistency == pb.STALE:
-                if req.max_staleness_ms:
-                    self._check_fresh(req.max_staleness_ms)
-                done(self._serve_range(req), None)
+                bound = req.max_staleness_ms
+                if not bound or self._fresh.fresh_within(bound / 1000):
+                    done(self._serve_range(req), None)
+                else:  # wait for the confirmation (started by fresh_within), then decide
+                    self._fresh.refresh().add_done_callback(
+                        lambda _f: self._finish_bounded(req, bound, done)
+                    )
                 return
             lease = req.consistency == pb.LEASE and self._lease_reads
             barrier = self._driver.read_index_nowait(lease=lease)
@@ -103,20 +126,48 @@ class KvFrontend:
         self.header(resp.header)
         return resp
 
-    def _check_fresh(self, max_staleness_ms: int) -> None:
-        age = self._driver.staleness()
+    def _finish_bounded(self, req: Any, max_staleness_ms: int, done: Done) -> None:
+        age = self._fresh.age()
+        if age is not None and age * 1000 <= max_staleness_ms:
+            try:
+                resp = self._serve_range(req)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller
+                done(None, exc)
+                return
+            done(resp, None)
+            return
+        me = self._driver.node_id
         if age is None:
-            raise TooStale(
-                f"node {self._driver.node_id} has not heard from a leader that its state is "
-                f"current; it cannot serve a read bounded to {max_staleness_ms} ms: ask "
-                "another node or use LINEARIZABLE"
-            )
-        if age * 1000 > max_staleness_ms:
-            raise TooStale(
-                f"node {self._driver.node_id} was last known current {age * 1000:.0f} ms ago, "
-                f"more than max_staleness_ms = {max_staleness_ms}: ask another node or the "
-                "leader"
-            )
+            err = self._fresh.last_error
+            why = f": {err}" if err is not None else ""
+            msg = (f"node {me} cannot prove its state current (no linearizable confirmation "
+                   f"from a leader covers it{why})")
+        else:
+            msg = f"node {me} was last proven current {age * 1000:.0f} ms ago"
+        done(None, TooStale(
+            f"{msg}; it cannot serve a read bounded to {max_staleness_ms} ms: ask another "
+            "node or use LINEARIZABLE"
+        ))
+
+    async def _confirm_revision(self) -> int:
+        """A revision R such that every write committed before this call has a revision
+        <= R (see kvraft/server/bounded.py): the leader's state after a ReadIndex barrier,
+        asked of the leader over gRPC when this node is not the leader."""
+        d = self._driver
+        if d.role == Role.LEADER:
+            await d.read_index()
+            return self._machine.position().revision
+        if not d.leader:
+            raise NotLeader(0, "no leader known")
+        address = self._address_of(d.leader)
+        if not address:
+            raise NotLeader(d.leader, f"no address known for leader {d.leader}")
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = grpc.aio.insecure_channel(address)
+        probe = pb.RangeRequest(key=b"\0", count_only=True, consistency=pb.LINEARIZABLE)
+        resp = await kv_pb2_grpc.KVStub(channel).Range(probe, timeout=CONFIRM_TIMEOUT_S)
+        return int(resp.header.revision)
 
     # ------------------------------------------------------------------ writes
     def start_write(self, req: Any, done: Done) -> None:

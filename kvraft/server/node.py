@@ -85,6 +85,7 @@ class Node:
         self.server: Any = None  # grpc.aio.Server once started
         self.health: Any = None  # grpc_health aio HealthServicer
         self.book: AddressBook | None = None
+        self.frontend: KvFrontend | None = None  # KV request logic, once built
         self.stop_requested = asyncio.Event()
         self._health_task: asyncio.Task[None] | None = None
         self._log = log.bind(node_id=config.node_id)
@@ -172,7 +173,7 @@ class Node:
                 ("grpc.so_reuseport", 0),  # a second node on the same port must fail
             ]
         )
-        frontend = KvFrontend(
+        frontend = self.frontend = KvFrontend(
             driver,
             machine,
             KvLimits(
@@ -315,6 +316,8 @@ class Node:
             await self.metrics_server.stop()
         if self.server is not None:
             await self.server.stop(grace=1.0)
+        if self.frontend is not None:
+            await self.frontend.close()
         if d is not None:
             await d.stop()
         if self.transport is not None:
