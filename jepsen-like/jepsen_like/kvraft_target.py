@@ -35,7 +35,7 @@ def choose_network(kind: str) -> tuple[str, str]:
     """("netns" | "proxy", why). Raises ValueError if netns is demanded but unusable."""
     if kind == "proxy":
         return "proxy", "requested"
-    ok, why = netns.availability()
+    ok, why = netns.availability(install=True)
     if kind == "netns" and not ok:
         raise ValueError(f"--net netns is unavailable: {why}")
     if kind not in ("auto", "netns"):

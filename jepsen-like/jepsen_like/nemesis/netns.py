@@ -12,7 +12,8 @@ Rules are replaced atomically per namespace (``nft -f``), so a new cut never lea
 moment with both or neither rule sets. The harness (root namespace) is never cut.
 
 Needs root (CAP_NET_ADMIN), ``ip`` (iproute2) and ``nft`` (nftables);
-``jepsen-like/setup.sh`` installs the tools. :func:`availability` says what is missing.
+``jepsen-like/setup.sh`` installs the tools (``availability(install=True)`` runs it when
+they are missing). :func:`availability` says what is missing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
 from .base import Cut
 
@@ -43,11 +45,24 @@ def _run(*argv: str, input: str | None = None) -> str:
     return proc.stdout
 
 
-def availability() -> tuple[bool, str]:
-    """(usable, reason): whether namespaces can be used here, and if not, what is missing."""
+SETUP = Path(__file__).resolve().parents[2] / "setup.sh"
+
+
+def _missing_tools() -> list[str]:
+    return [tool for tool in ("ip", "nft") if shutil.which(tool) is None]
+
+
+def availability(*, install: bool = False) -> tuple[bool, str]:
+    """(usable, reason): whether namespaces can be used here, and if not, what is missing.
+
+    ``install``: as root, run ``jepsen-like/setup.sh`` first if ip or nft is missing
+    (it apt-get installs them; bounded to 5 minutes).
+    """
     if os.geteuid() != 0:
         return False, "not root: network namespaces and nftables need root (CAP_NET_ADMIN)"
-    missing = [tool for tool in ("ip", "nft") if shutil.which(tool) is None]
+    if install and _missing_tools() and SETUP.exists():
+        subprocess.run(["bash", str(SETUP)], capture_output=True, timeout=300)
+    missing = _missing_tools()
     if missing:
         return False, (f"missing {' and '.join(missing)}: run jepsen-like/setup.sh "
                        f"(apt-get install iproute2 nftables)")
