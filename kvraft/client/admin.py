@@ -23,6 +23,7 @@ from kvraft.client.endpoints import Endpoint, normalize_address
 from kvraft.client.failure import Failure, Kind, from_rpc_error
 from kvraft.client.retry import Caller
 from kvraft.client.types import Member, NodeStatus, SnapshotInfo
+from kvraft.fsutil import fsync_dir
 
 Progress = Callable[[int, int], None]  # (bytes received, total bytes; 0 if unknown)
 
@@ -171,7 +172,7 @@ class AdminMixin(Caller):
         try:
             info = await self._download(ep, tmp, progress, timeout)
             os.replace(tmp, dest)
-            _fsync_dir(dest.parent)
+            fsync_dir(dest.parent)
             return info
         finally:
             tmp.unlink(missing_ok=True)
@@ -220,9 +221,3 @@ class AdminMixin(Caller):
         return SnapshotInfo(index, term, received)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

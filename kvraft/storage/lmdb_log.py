@@ -39,6 +39,7 @@ import lmdb
 
 from kvraft.core.types import ConfState, Entry, HardState, SnapshotMeta
 from kvraft.errors import Compacted, Corrupted, StorageError, Unavailable
+from kvraft.fsutil import fsync_dir
 from kvraft.storage import records as rec
 from kvraft.storage.base import LogStore
 from kvraft.storage.plan import LogBounds, check_compact, plan_save
@@ -431,20 +432,12 @@ def _open_env(path: Path, map_size: int) -> lmdb.Environment:
     except (lmdb.Error, OSError) as exc:
         raise StorageError(f"raft log store at {path}: cannot open: {exc}") from exc
     try:
-        _fsync_dir(path)
-        _fsync_dir(path.parent)
+        fsync_dir(path)
+        fsync_dir(path.parent)
     except OSError as exc:
         env.close()
         raise StorageError(f"raft log store at {path}: cannot sync its directory: {exc}") from exc
     return env
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _conforms(s: LmdbLogStore) -> LogStore:

@@ -41,6 +41,7 @@ from typing import BinaryIO
 
 from kvraft.core.types import ConfState, SnapshotMeta
 from kvraft.errors import SnapshotError
+from kvraft.fsutil import fsync_dir
 from kvraft.storage.state_base import (
     KeyValue,
     Session,
@@ -211,15 +212,6 @@ class _ChunkWriter:
         self.total += len(buf)
         self._buf = bytearray()
         self._records = 0
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename or unlink inside it is durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ============================================================================ reading
