@@ -28,7 +28,7 @@ runtime batches entries):
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,11 +88,15 @@ class KvStateMachine:
 
     # ------------------------------------------------------------------ apply
     def apply(
-        self, entries: Sequence[Entry], conf_state: ConfState | None = None
+        self, entries: Sequence[Entry], conf_state: ConfState | None = None,
+        staged: Callable[[list[Any | None]], None] | None = None,
     ) -> list[Any | None]:
         """Apply ``entries`` (contiguous from applied()+1) in one durable transaction;
         ``conf_state`` (if not None) is the membership in force after the last entry.
         Returns one CommandResult (or None for no-ops and conf changes) per entry.
+        ``staged`` (if given) is called with those results once they are computed and
+        before the transaction commits, so the caller may answer waiting clients while
+        the commit's fsync runs (the entries are already durable in the Raft log).
         Raises only StorageError/Corrupted (the node must stop)."""
         if not entries:
             return []
@@ -118,6 +122,8 @@ class KvStateMachine:
                     conf_state=pos.conf_state if conf_state is None else conf_state,
                 )
             )
+            if staged is not None:
+                staged(results)
         return results
 
     def _apply_command(self, w: StateWriter, data: bytes, c: _Counters) -> Any:

@@ -13,7 +13,7 @@ in Ready order; ``write_snapshot`` runs on a separate snapshot thread and may ov
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -72,7 +72,8 @@ class StateMachine(Protocol):
         ...
 
     def apply(
-        self, entries: Sequence[Entry], conf_state: ConfState | None
+        self, entries: Sequence[Entry], conf_state: ConfState | None,
+        staged: Callable[[Sequence[object | None]], None] | None = None,
     ) -> Sequence[object | None]:
         """Apply committed ``entries`` (contiguous, starting at applied()+1) in ONE durable
         transaction, together with the new applied position and the membership in force
@@ -80,7 +81,10 @@ class StateMachine(Protocol):
         entries with data are commands; empty NORMAL entries (leader no-ops) and
         CONF_CHANGE entries only advance the applied position. Returns one result per
         entry (None where there is nothing to report); results go to the proposer of
-        that entry, if it is waiting on this node.
+        that entry, if it is waiting on this node. ``staged``, if given, is called (on
+        the I/O thread) with the same results once they are computed and before the
+        transaction commits: committed entries are durable in the Raft log, so their
+        proposers may be answered while the state's own fsync runs.
         Deterministic; raises only for storage failures (the node must stop)."""
         ...
 

@@ -405,7 +405,14 @@ class Driver:
         if committed:
             # the membership in force after these entries is saved with the applied index
             t0 = self._clock()
-            job = self._in_io(self._sm.apply, committed, self.conf_state)
+            # proposers hear their results as soon as they are computed (the entries are
+            # durable in the log); applied/reads move only once the state commit is done
+            loop = asyncio.get_running_loop()
+
+            def staged(results: Sequence[object | None]) -> None:  # on the I/O thread
+                loop.call_soon_threadsafe(self._answer, committed, results, cc_results)
+
+            job = self._in_io(self._sm.apply, committed, self.conf_state, staged)
             results = await self._pump_until(job)
             stats.apply_seconds += self._clock() - t0
             stats.applies += 1
@@ -473,13 +480,20 @@ class Driver:
                 self._on_membership(cc, conf)
         return results
 
+    def _answer(
+        self, committed: Sequence[Entry], results: Sequence[object | None],
+        cc_results: Mapping[int, ConfState],
+    ) -> None:
+        """Resolve the proposals of ``committed`` (a second call is a no-op)."""
+        assert len(results) == len(committed), "state machine returned the wrong result count"
+        for e, r in zip(committed, results, strict=True):
+            self._proposals.applied(e.index, e.term, cc_results.get(e.index, r))
+
     def _applied(
         self, committed: Sequence[Entry], results: Sequence[object | None],
         cc_results: Mapping[int, ConfState],
     ) -> None:
-        assert len(results) == len(committed), "state machine returned the wrong result count"
-        for e, r in zip(committed, results, strict=True):
-            self._proposals.applied(e.index, e.term, cc_results.get(e.index, r))
+        self._answer(committed, results, cc_results)
         last = committed[-1]
         self.applied, self.applied_term = last.index, last.term
         if last.term == self._node.term and self._node.role == Role.LEADER:

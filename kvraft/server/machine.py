@@ -49,9 +49,10 @@ class MachineAdapter:
         return self.machine.applied()
 
     def apply(
-        self, entries: Sequence[Entry], conf_state: ConfState | None
+        self, entries: Sequence[Entry], conf_state: ConfState | None,
+        staged: Callable[[Sequence[object | None]], None] | None = None,
     ) -> Sequence[object | None]:
-        return self.machine.apply(entries, conf_state)
+        return self.machine.apply(entries, conf_state, staged)
 
     def write_snapshot(self) -> LocalSnapshot:
         return local_snapshot(self.machine.write_snapshot())

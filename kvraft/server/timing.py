@@ -10,7 +10,7 @@ timed: they stop the node.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from kvraft.core.types import ConfState, Entry, HardState, SnapshotMeta
@@ -79,10 +79,11 @@ class TimedStateMachine:
         return self._sm.applied()
 
     def apply(
-        self, entries: Sequence[Entry], conf_state: ConfState | None
+        self, entries: Sequence[Entry], conf_state: ConfState | None,
+        staged: Callable[[Sequence[object | None]], None] | None = None,
     ) -> Sequence[object | None]:
         t0 = time.perf_counter()
-        results = self._sm.apply(entries, conf_state)
+        results = self._sm.apply(entries, conf_state, staged)
         self._t.apply.observe(time.perf_counter() - t0)
         return results
 

@@ -8,7 +8,7 @@ the order in which the driver persists, sends and applies through a shared journ
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kvraft.core.types import (
@@ -241,11 +241,15 @@ class FakeStateMachine:
         self.applies = 0
         self.restored: list[tuple[str, SnapshotMeta]] = []
         self.snapshots_written = 0
+        self.commit_gate = threading.Event()  # cleared: apply holds after `staged`
+        self.commit_gate.set()
 
     def applied(self) -> tuple[int, int]:
         return self.index, self.term
 
-    def apply(self, entries: Sequence[Entry], conf_state: ConfState | None) -> list[object | None]:
+    def apply(self, entries: Sequence[Entry], conf_state: ConfState | None,
+              staged: Callable[[Sequence[object | None]], None] | None = None,
+              ) -> list[object | None]:
         self.journal.add(f"apply {entries[0].index}..{entries[-1].index}")
         assert entries[0].index == self.index + 1, (entries[0].index, self.index)
         self.applies += 1
@@ -257,6 +261,9 @@ class FakeStateMachine:
                 out.append(e.index)
             else:
                 out.append(None)
+        if staged is not None:
+            staged(out)
+        self.commit_gate.wait()  # the "commit" of the state; tests may hold it
         self.index, self.term = entries[-1].index, entries[-1].term
         if conf_state is not None:
             self.conf = conf_state

@@ -54,6 +54,7 @@ def run(test: Callable[[Rig], Coroutine[Any, Any, None]], **cfg: Any) -> Rig:
             await asyncio.wait_for(test(rig), 20)
         finally:
             rig.log.gate.set()
+            rig.sm.commit_gate.set()
             await rig.driver.stop()
 
     asyncio.run(main())
@@ -74,7 +75,25 @@ def test_proposal_resolves_with_its_apply_result() -> None:
         second = await rig.driver.propose(b"b=2")
         assert (first, second) == (1, 2)
         assert rig.sm.data == {b"a": b"1", b"b": b"2"}
-        assert rig.driver.applied == 2
+        await until(lambda: rig.driver.applied == 2)
+
+    run(t)
+
+
+def test_proposer_is_answered_before_the_state_commit_and_reads_wait_for_it() -> None:
+    """A committed entry is durable in the log, so its proposer hears the result as soon
+    as the state machine computed it, while the state's own commit (fsync) still runs;
+    the applied index, and every read barrier, moves only once that commit is done."""
+
+    async def t(rig: Rig) -> None:
+        rig.sm.commit_gate.clear()
+        assert await rig.driver.propose(b"a=1") == 1
+        assert rig.driver.applied == 0
+        read = asyncio.ensure_future(rig.driver.read_index())
+        await until(lambda: bool(rig.node.pending_reads))  # the core has the read
+        assert not read.done()
+        rig.sm.commit_gate.set()
+        assert await read <= rig.driver.applied == 1
 
     run(t)
 

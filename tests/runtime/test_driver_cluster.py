@@ -44,7 +44,8 @@ class DictMachine:
     def applied(self) -> tuple[int, int]:
         return self.index, self.term
 
-    def apply(self, entries: Sequence[Entry], conf_state: ConfState | None) -> list[object]:
+    def apply(self, entries: Sequence[Entry], conf_state: ConfState | None,
+              staged: Callable[[Sequence[object]], None] | None = None) -> list[object]:
         out: list[object] = []
         with self.lock:
             for e in entries:
@@ -58,6 +59,8 @@ class DictMachine:
                     out.append(None)
             if conf_state is not None:
                 self.conf = conf_state
+        if staged is not None:
+            staged(out)
         return out
 
     def write_snapshot(self) -> LocalSnapshot:
