@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING
 from kvraft.core.config import Config
 from kvraft.core.log import RaftLog
 from kvraft.core.quorum import JointConfig, VoteResult
-from kvraft.core.types import NONE, EntryType, Message, RequestVote, Role, VoteResponse
+from kvraft.core.types import (
+    NONE,
+    EntryType,
+    Message,
+    RequestVote,
+    Role,
+    VoteResponse,
+    decode_conf_change,
+)
 
 
 class Elections:
@@ -31,6 +39,8 @@ class Elections:
     now: int
     restarted: bool
     election_elapsed: int
+    randomized_timeout: int
+    was_member: bool
 
     if TYPE_CHECKING:  # defined by Raft / Sender
 
@@ -101,7 +111,8 @@ class Elections:
             or (self.vote == NONE and self.lead == NONE)
             or (m.pre_vote and m.term > self.term)
         )
-        if can_vote and self.log.is_up_to_date(m.last_index, m.last_term):
+        up_to_date = self.log.is_up_to_date(m.last_index, m.last_term)
+        if can_vote and up_to_date:
             if m.pre_vote:
                 self._send(VoteResponse(self.id, m.src, m.term, True, pre_vote=True))
             else:
@@ -110,6 +121,45 @@ class Elections:
                 self.msgs_after_append.append(VoteResponse(self.id, m.src, self.term, True))
         else:
             self._send(VoteResponse(self.id, m.src, self.term, False, pre_vote=m.pre_vote))
+            if not up_to_date:
+                self._maybe_take_over()
+
+    def _maybe_take_over(self) -> None:
+        """We refused a vote because the candidate's log is behind ours. A voter would
+        win an election of its own in time; a node that is no longer a voter (it removed
+        or demoted itself) never campaigns, so if the candidate needs our vote (its
+        membership still counts us) no one could ever win. Such a node campaigns as a
+        *caretaker*: it asks the voters of its own membership, never counts itself, and
+        once elected only brings a voter up to date and hands leadership over (raft.py).
+
+        Only a node that was a member itself, so that its membership is a real one (a
+        joining node replaying a log's membership record holds passing subsets of it),
+        and only while it knows no live leader."""
+        if (
+            self.role is Role.FOLLOWER
+            and not self.promotable()
+            and self.was_member
+            and self.voters.ids()
+            and (self.lead == NONE or self.election_elapsed >= self.cfg.election_ticks)
+            and not self._has_unapplied_conf_change()
+        ):
+            self._campaign(pre_vote=self.cfg.pre_vote, transfer=False)
+
+    def _log_names_me(self) -> bool:
+        """Does an applied conf change in our log name us? (At start, for a node outside
+        its own membership: if one does, it was a member and then removed.)"""
+        lo, hi = self.log.first_index(), self.log.applied + 1
+        while lo < hi:
+            batch = self.log.entries(lo, hi, 1 << 20)
+            for e in batch:
+                if e.type is EntryType.CONF_CHANGE:
+                    try:
+                        if decode_conf_change(e.data).node_id == self.id:
+                            return True
+                    except ValueError:
+                        continue
+            lo = batch[-1].index + 1
+        return False
 
     def _handle_vote_response(self, m: VoteResponse) -> None:
         expected = Role.PRE_CANDIDATE if m.pre_vote else Role.CANDIDATE

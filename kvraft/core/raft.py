@@ -48,6 +48,14 @@ Rules, beyond the Raft paper's Figure 2:
 - Leadership transfer: catch the target up, send TimeoutNow (target campaigns at once,
   without pre-vote, and voters skip leader stickiness); refuse proposals meanwhile;
   give up after ``election_ticks``.
+- Leaving: a leader that applies its own removal or demotion steps down at once, with
+  TimeoutNow to a voter that holds its whole log if there is one. If there is none, the
+  remaining voters may need its vote (their membership, not yet applied, still counts
+  it) and it refuses them (its log is longer). So a node that is not a voter, was a
+  member, knows no live leader and refuses a vote for that reason campaigns itself as a
+  *caretaker* (election.py): elected by the voters of its own membership, never counting
+  itself, it refuses proposals (TransferInProgress), brings voters up to date, and hands
+  over (commit index, TimeoutNow, step down) to the first voter that holds its whole log.
 - Membership (membership.py): one change at a time, effective when applied. A new
   leader whose log, replayed from index 1, would not teach a joining node the membership
   (a cluster bootstrapped without log entries, or such entries overwritten before they
@@ -126,6 +134,8 @@ class Raft(Sender, Elections):
         self.reads = ReadIndexQueue()  # Leader only: pending ReadIndex requests.
         self.now = 0  # Invariant: number of ticks so far (the core's clock).
         self.restarted = hard_state.term > 0  # Was in a cluster before this start.
+        # Has been a member itself, so its membership is a real one (election.py).
+        self.was_member = self.id in conf.all_nodes() or self._log_names_me()
         self.election_elapsed = 0  # Ticks since the last reset of the election timer.
         self.heartbeat_elapsed = 0  # Leader: ticks since the last heartbeat broadcast.
         self.randomized_timeout = 0  # In [election_ticks, 2*election_ticks).
@@ -190,7 +200,7 @@ class Raft(Sender, Elections):
         self.role = Role.LEADER
         self.lead = self.id
         last = self.log.last_index()
-        for node in self.voters.ids() | self.learners:
+        for node in self.voters.ids() | self.learners | {self.id}:
             self._add_progress(node, last + 1)
         me = self.progress[self.id]
         me.match = self.log.persisted_index()
@@ -201,6 +211,8 @@ class Raft(Sender, Elections):
         if len(entries) > 1:
             self.pending_conf_index = entries[-1].index
         self._append(entries)
+        if not self.promotable():
+            self._aim_hand_over()  # a caretaker (election.py)
 
     def _membership_record(self, first: int) -> list[Entry]:
         """The entries (from index ``first``) that make replaying our log teach the
@@ -249,9 +261,13 @@ class Raft(Sender, Elections):
             # A node that cannot campaign keeps counting, so its belief in a silent
             # leader expires (it answers vote requests again) instead of being renewed
             # at every timeout.
-            if self.election_elapsed >= self.randomized_timeout and self.promotable():
+            if self.election_elapsed < self.randomized_timeout:
+                return
+            if self.promotable():
                 self.election_elapsed = 0
                 self.hup()
+            elif self.role is not Role.FOLLOWER:
+                self._become_follower(self.term, NONE)  # a caretaker campaign went nowhere
 
     def _tick_leader(self) -> None:
         if self.cfg.check_quorum and not self._quorum_active():
@@ -261,6 +277,8 @@ class Raft(Sender, Elections):
             self.transfer_elapsed += 1
             if self.transfer_elapsed >= self.cfg.election_ticks:
                 self.lead_transferee = NONE
+                if not self.promotable():
+                    self._aim_hand_over()  # a caretaker tries again, maybe with another voter
         self.heartbeat_elapsed += 1
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks:
             self.heartbeat_elapsed = 0
@@ -401,8 +419,10 @@ class Raft(Sender, Elections):
         if self._maybe_commit():
             self._bcast = True
         self._dirty.add(m.src)
-        if m.src == self.lead_transferee and pr.match == self.log.last_index():
-            self._send_timeout_now(m.src)
+        if pr.match == self.log.last_index() and (
+            m.src == self.lead_transferee or (not self.promotable() and m.src in self.voters.ids())
+        ):
+            self._transfer_now(m.src)
 
     def _handle_heartbeat_response(self, m: HeartbeatResponse) -> None:
         pr = self.progress[m.src]
@@ -432,11 +452,34 @@ class Raft(Sender, Elections):
         self.timeout_now_sent = True
         self._send(TimeoutNow(self.id, to, self.term))
 
+    def _transfer_now(self, to: int) -> None:
+        """``to`` holds our whole log: send TimeoutNow (a caretaker also steps down)."""
+        if self.promotable():
+            self._send_timeout_now(to)
+        else:
+            self._hand_over(to)
+
+    def _aim_hand_over(self) -> None:
+        """Caretaker: aim at the voter with the longest matching log (proposals are
+        refused meanwhile, naming it); any voter that catches up first gets it."""
+        voters = [v for v in self.voters.ids() if v in self.progress]
+        if voters:
+            self.lead_transferee = max(voters, key=lambda v: (self.progress[v].match, -v))
+            self.transfer_elapsed = 0
+
+    def _hand_over(self, to: int) -> None:
+        """A leader that is not a voter steps down: it first sends what it owes (the
+        commit index), then TimeoutNow to ``to`` (NONE: nobody holds its whole log yet)."""
+        self.flush()
+        if to != NONE:
+            self._send_timeout_now(to)
+        self._become_follower(self.term, NONE)
+
     # ================================================================= local requests
     def _check_leader(self) -> None:
         if self.role is not Role.LEADER:
             raise NotLeader(self.lead)
-        if self.lead_transferee != NONE:
+        if self.lead_transferee != NONE or not self.promotable():
             raise TransferInProgress(
                 self.lead_transferee,
                 f"leadership is being transferred to node {self.lead_transferee}; retry there",
@@ -474,34 +517,37 @@ class Raft(Sender, Elections):
         return cs
 
     def _set_conf(self, cs: ConfState) -> None:
+        was_voter = self.promotable()
         self.voters = JointConfig(cs.voters, cs.voters_outgoing)
         self.learners = cs.learners
+        self.was_member = self.was_member or self.id in cs.all_nodes()
         if self.role is not Role.LEADER:
             return
-        members = cs.all_nodes()
+        members = cs.all_nodes() | {self.id}
         for node in list(self.progress):
             if node not in members:
                 del self.progress[node]
         for node in members - self.progress.keys():
             self._add_progress(node, self.log.last_index() + 1)
             self._dirty.add(node)
-        if self.id not in self.voters.ids():
+        if was_voter and not self.promotable():
             self._step_down_removed()
             return
-        if self.lead_transferee not in self.voters.ids():
+        if self.lead_transferee not in self.voters.ids() or self.promotable() != was_voter:
             self.lead_transferee = NONE
+            if not self.promotable():
+                self._aim_hand_over()
         if self._maybe_commit():
             self._bcast = True
         self.read_states.extend(self.reads.recheck(self.voters))
 
     def _step_down_removed(self) -> None:
-        """A leader no longer a voter: hand over to an up-to-date voter if any, step down."""
+        """A leader that removed or demoted itself steps down at once, handing over to a
+        voter that holds its whole log if there is one. If there is none and the others
+        need its vote, it takes over again later as a caretaker (election.py)."""
         last = self.log.last_index()
-        best = [v for v in sorted(self.voters.ids()) if v in self.progress]
-        best = [v for v in best if self.progress[v].match == last]
-        if best:
-            self._send_timeout_now(best[0])
-        self._become_follower(self.term, NONE)
+        ready = [v for v in sorted(self.voters.ids()) if self.progress[v].match == last]
+        self._hand_over(ready[0] if ready else NONE)
 
     def read_index(self, request_id: int, *, lease: bool) -> None:
         if lease and not self.cfg.check_quorum:
@@ -529,7 +575,7 @@ class Raft(Sender, Elections):
         self.lead_transferee = to
         self.transfer_elapsed = 0
         if self.progress[to].match == self.log.last_index():
-            self._send_timeout_now(to)
+            self._transfer_now(to)
         else:
             self._dirty.add(to)
 

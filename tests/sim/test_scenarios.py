@@ -9,11 +9,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-import pytest
-
 from kvraft.core.types import AppendEntries, ConfChangeType, Message, Role
 from tests.sim.cluster import Cluster, SimOptions
-from tests.sim.liveness import LivenessFailure, converge, pump
+from tests.sim.liveness import converge, pump
 
 
 def settle(c: Cluster) -> None:
@@ -124,15 +122,6 @@ def test_a_voter_that_never_caught_up_still_answers_vote_requests() -> None:
         converge(c, random.Random(seed))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=LivenessFailure,
-    reason="core bug (sim seeds 50, 381, 565, 763, 1454, 1520, 1528 at 3 nodes x 600 "
-    "steps): a leader that removes or demotes itself steps down as soon as it applies the "
-    "change, even when no remaining voter holds its whole log; the remaining voters "
-    "(some still in the old membership) then need its vote, which it refuses because "
-    "its log is longer, and it never campaigns: the cluster is unavailable for good",
-)
 def test_a_leader_that_demotes_itself_hands_over_first() -> None:
     c = Cluster(
         SimOptions(nodes=2, max_entries_per_msg=1, max_inflight_msgs=1, pre_vote=False),
