@@ -180,13 +180,38 @@ class FakeNetwork:
 
 
 class FakeCluster:
-    """``ProcessControl`` over a MemoryStore: killing or pausing a majority of the fake
-    nodes makes the store unreachable, so nemesis schedules run end to end in tests."""
+    """``ProcessControl`` and ``MembershipControl`` over a MemoryStore: killing or pausing
+    a majority of the fake nodes makes the store unreachable, so nemesis schedules run
+    end to end in tests. Membership is bookkeeping only."""
 
-    def __init__(self, store: MemoryStore, nodes: int = 3) -> None:
+    def __init__(self, store: MemoryStore, nodes: int = 3, spares: int = 1) -> None:
         self.store = store
         self.nodes = list(range(1, nodes + 1))  # node ids
         self.stopped: set[int] = set()  # killed or paused nodes
+        self.spares = list(range(nodes + 1, nodes + spares + 1))  # may join later
+        self.membership = {n: False for n in self.nodes}  # member -> is a learner
+        self.fresh_starts: list[int] = []  # nodes started empty, in order
+
+    def spare_ids(self) -> list[int]:
+        return list(self.spares)
+
+    async def members(self) -> dict[int, bool]:
+        return dict(self.membership)
+
+    async def add_member(self, node: int, *, learner: bool) -> None:
+        if node in self.membership:
+            raise ValueError(f"node {node} is already a member")
+        self.membership[node] = learner
+
+    async def promote(self, node: int) -> None:
+        self.membership[node] = False
+
+    async def remove_member(self, node: int) -> None:
+        del self.membership[node]
+
+    async def start_fresh(self, node: int) -> None:
+        self.fresh_starts.append(node)
+        await self.start(node)
 
     def node_ids(self) -> list[int]:
         return list(self.nodes)

@@ -9,11 +9,16 @@ proxy network every node has its own peers list. The network is chosen per campa
 - ``auto``: netns when available, else proxy (the reason is printed and recorded).
 
 The harness's clients (one ``kvraft.Client`` per worker) reach every node directly.
+``spares`` extra nodes get a network presence but start only when the ``member`` nemesis
+adds them (empty, ``--join``). In proxy mode, a node added by a membership change is
+dialled at its own address by everyone (the change carries one address), so links to it
+cannot be cut.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -52,9 +57,12 @@ async def _status(address: str) -> Any:
 class KvraftCluster:
     """Starts a fresh cluster per run; ``target`` is the campaign's view of it."""
 
-    def __init__(self, *, nodes: int = 3, net: str = "auto", tick_ms: int = 50,
-                 op_timeout: float = 2.0, serve_args: Sequence[str] = ()) -> None:
-        self.ids = list(range(1, nodes + 1))  # node ids
+    def __init__(self, *, nodes: int = 3, spares: int = 1, net: str = "auto",
+                 tick_ms: int = 50, op_timeout: float = 2.0,
+                 serve_args: Sequence[str] = ()) -> None:
+        self.ids = list(range(1, nodes + 1))  # the initial voters
+        self.spares = list(range(nodes + 1, nodes + spares + 1))  # provisioned, join later
+        self.all_ids = self.ids + self.spares  # every node with a network presence
         self.net_kind, self.net_why = choose_network(net)  # mechanism and why it was chosen
         self.tick_ms = tick_ms  # raft tick of every node
         self.op_timeout = op_timeout  # per-operation deadline of the harness
@@ -77,8 +85,9 @@ class KvraftCluster:
     async def leader(self) -> int | None:
         if self.network is None:
             return None
+        running = [n for n in self.all_ids if self.procs is None or self.procs.is_running(n)]
         statuses = await asyncio.gather(*(_status(self.network.client_address(n))
-                                          for n in self.ids))
+                                          for n in running))
         leaders = [s for s in statuses if s is not None and s.is_leader]
         return max(leaders, key=lambda s: s.term).node_id if leaders else None
 
@@ -100,10 +109,44 @@ class KvraftCluster:
     def data_dir(self, node: int) -> Path | None:
         return self._procs().data_dir(node)
 
+    # ------------------------------------------------------------------ MembershipControl
+    def spare_ids(self) -> list[int]:
+        return list(self.spares)
+
+    async def _admin(self, call: str, *args: Any, **kw: Any) -> Any:
+        from kvraft.client import Client
+
+        async with Client(self.endpoints(), timeout=5.0) as client:
+            return await getattr(client, call)(*args, **kw)
+
+    async def members(self) -> dict[int, bool]:
+        return {m.id: m.learner for m in await self._admin("members")}
+
+    async def add_member(self, node: int, *, learner: bool) -> None:
+        assert self.network is not None
+        await self._admin("add_member", node, self.network.listen_address(node),
+                          learner=learner)
+
+    async def promote(self, node: int) -> None:
+        await self._admin("promote_member", node)
+
+    async def remove_member(self, node: int) -> None:
+        await self._admin("remove_member", node)
+
+    async def start_fresh(self, node: int) -> None:
+        procs = self._procs()
+        await procs.kill(node)
+        data_dir = procs.data_dir(node)
+        if data_dir is not None:
+            await asyncio.to_thread(shutil.rmtree, data_dir, True)
+        if "--join" not in procs.commands[node].argv:
+            procs.commands[node].argv.append("--join")
+        await procs.start(node)
+
     # ------------------------------------------------------------------ per run
     def endpoints(self) -> list[str]:
         assert self.network is not None
-        return [self.network.client_address(n) for n in self.ids]
+        return [self.network.client_address(n) for n in self.all_ids]
 
     async def client(self, worker: int) -> KVClient:
         return KvraftClient(self.endpoints(), timeout=self.op_timeout * 0.8)
@@ -111,15 +154,18 @@ class KvraftCluster:
     async def start_run(self, run_dir: Path) -> None:
         network: Network
         if self.net_kind == "netns":
-            network = netns.NetnsNetwork({n: NETNS_PORT for n in self.ids})
+            network = netns.NetnsNetwork({n: NETNS_PORT for n in self.all_ids})
         else:
-            network = ProxyNetwork(dict(zip(self.ids, free_ports(len(self.ids)), strict=True)))
+            network = ProxyNetwork(dict(zip(self.all_ids, free_ports(len(self.all_ids)),
+                                            strict=True)))
         await network.setup()
         self.network = self.target.network = network
         nodes_dir = run_dir / "nodes"
         commands = []
-        for n in self.ids:
-            peers = ",".join(f"{p}={a}" for p, a in sorted(network.peer_addresses(n).items()))
+        for n in self.all_ids:
+            addresses = network.peer_addresses(n)
+            voters = [*self.ids, n] if n in self.spares else self.ids
+            peers = ",".join(f"{p}={addresses[p]}" for p in voters)
             argv = [sys.executable, "-m", "kvraft.cli.main", "serve", "--id", str(n),
                     "--listen", network.listen_address(n), "--peers", peers,
                     "--data-dir", str(nodes_dir / f"n{n}"), "--cluster-id", "jepsen-like",
@@ -127,7 +173,8 @@ class KvraftCluster:
             commands.append(NodeCommand(n, argv, nodes_dir / f"n{n}.log",
                                         data_dir=nodes_dir / f"n{n}"))
         self.procs = SubprocessCluster(commands, network=network, leader_probe=self.leader)
-        await self.procs.start_all()
+        for n in self.ids:  # spares start only when the member nemesis adds them
+            await self.procs.start(n)
         await self.wait_for_leader(30.0)
 
     async def wait_for_leader(self, timeout: float, *, all_alive: bool = True) -> int:

@@ -6,6 +6,7 @@ import asyncio
 import random
 
 from jepsen_like.fakes import FakeCluster, FakeNetwork, MemoryStore
+from jepsen_like.nemesis.membership import MemberNemesis
 from jepsen_like.nemesis.schedule import (
     KillNemesis,
     NemesisContext,
@@ -67,3 +68,17 @@ def test_a_failing_nemesis_is_logged_and_the_schedule_goes_on() -> None:
                              fault_seconds=0.1, quiet_seconds=0.1))
     types = [(e["type"], e["nemesis"]) for e in ctx.log.events]
     assert ("error", "partition") in types and ("start", "kill") in types
+
+
+def test_member_churn_grows_and_shrinks_and_restores_the_voters() -> None:
+    ctx, cluster, _ = setup()
+    faults = asyncio.run(run_schedule([MemberNemesis(promote_seconds=1)], ctx, duration=1.0,
+                                      fault_seconds=0.1, quiet_seconds=0.1))
+    assert faults >= 2
+    actions = [(e["type"], e.get("action")) for e in ctx.log.events if e["nemesis"] == "member"]
+    assert actions[:4] == [("start", "grow"), ("stop", "remove"), ("start", "shrink"),
+                           ("stop", "re-add")]
+    assert all(e.get("result", "promoted") == "promoted" for e in ctx.log.events)
+    assert cluster.membership == {n: False for n in (1, 2, 3, 4, 5)}, "voters restored"
+    shrunk = next(e["node"] for e in ctx.log.events if e.get("action") == "shrink")
+    assert cluster.fresh_starts[:2] == [6, shrunk], "the spare, then the re-added voter"

@@ -37,8 +37,11 @@ class NemesisLog:
         self.events: list[dict[str, Any]] = []  # every event so far
         self._file = path.open("w", encoding="utf-8") if path else None
 
-    def append(self, type: str, nemesis: str, **details: Any) -> dict[str, Any]:
-        ev = {"time": self.clock(), "type": type, "nemesis": nemesis, **details}
+    def append(self, type: str, nemesis: str, *, at: int | None = None,
+               **details: Any) -> dict[str, Any]:
+        """Log an event at time ``at`` (ns on the clock; default: now)."""
+        ev = {"time": self.clock() if at is None else at, "type": type, "nemesis": nemesis,
+              **details}
         self.events.append(ev)
         if self._file is not None:
             self._file.write(json.dumps(ev, default=str) + "\n")
@@ -231,11 +234,18 @@ class CorruptNemesis:
                 "after_restart": "running" if running else "refused to start"}
 
 
+def _member_nemesis() -> Nemesis:
+    from .membership import MemberNemesis  # imports this module: load it late
+
+    return MemberNemesis()
+
+
 NEMESES: dict[str, Callable[[], Nemesis]] = {
     "partition": PartitionNemesis,
     "kill": KillNemesis,
     "pause": PauseNemesis,
     "corrupt": CorruptNemesis,
+    "member": _member_nemesis,
 }
 
 
@@ -282,7 +292,8 @@ async def run_schedule(nemeses: Sequence[Nemesis], ctx: NemesisContext, *, durat
             turn += 1
             try:
                 active = nem
-                ctx.log.append("start", nem.name, **await nem.start(ctx))
+                began = ctx.log.clock()  # a fault starts when its injection starts
+                ctx.log.append("start", nem.name, at=began, **await nem.start(ctx))
                 faults += 1
                 await asyncio.sleep(min(fault_seconds, max(0.0, deadline - time.monotonic())))
                 active = None
