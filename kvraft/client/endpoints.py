@@ -30,6 +30,7 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_timeout_ms", 5_000),
 ]
 
+STALE_TURN_S = 0.002  # longest turn of one busy node in any() (see there)
 DOWN_BASE = 0.2  # seconds a node is skipped after its first connection failure
 DOWN_CAP = 2.0  # ... growing by doubling up to this
 
@@ -90,6 +91,7 @@ class EndpointPool:
     endpoints: dict[str, Endpoint] = field(default_factory=dict)  # address -> Endpoint
     leader: str | None = None  # cached leader address; None = unknown
     _next: int = 0  # round-robin position for leaderless and stale requests
+    _turn_ends: float = 0.0  # monotonic time the current node's turn ends (see any())
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -116,11 +118,22 @@ class EndpointPool:
             return self.get(self.leader)
         return self.any()
 
-    def any(self) -> Endpoint:
-        """The next usable node in round-robin order (for STALE reads and discovery)."""
-        usable = self._usable(time.monotonic())
-        self._next += 1
-        return usable[self._next % len(usable)]
+    def any(self, *, move: bool = False) -> Endpoint:
+        """A usable node for STALE reads and discovery, in round-robin order. A node
+        whose Batch stream is busy keeps its turn for up to STALE_TURN_S, so a burst of
+        concurrent reads shares that stream's messages instead of being dealt out one
+        per node (a stream message costs far more CPU than what it carries); requests
+        one after another still rotate. ``move`` ends the turn (a retry after this
+        node failed goes to the next one)."""
+        now = time.monotonic()
+        usable = self._usable(now)
+        ep = usable[self._next % len(usable)]
+        busy = ep.stream is not None and ep.stream.in_flight > 0
+        if move or not busy or now >= self._turn_ends:
+            self._next += 1
+            self._turn_ends = now + STALE_TURN_S
+            ep = usable[self._next % len(usable)]
+        return ep
 
     def set_leader(self, address: str | None) -> None:
         self.leader = address

@@ -186,7 +186,8 @@ class Caller:
             if (target == "leader" and self._pool.leader is None
                     and self._policy.follow_redirects):
                 await self._discover_leader(min(remaining, self._policy.attempt_timeout))
-            ep = self._pool.for_leader() if target == "leader" else self._pool.any()
+            ep = (self._pool.for_leader() if target == "leader"
+                  else self._pool.any(move=last is not None))
             self.stats.attempts += 1
             try:
                 result = await attempt(ep, min(remaining, self._policy.attempt_timeout))
