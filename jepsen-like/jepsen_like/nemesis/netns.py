@@ -19,6 +19,7 @@ they are missing). :func:`availability` says what is missing.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import re
 import secrets
@@ -30,6 +31,7 @@ from pathlib import Path
 from .base import Cut
 
 SUBNET_PREFIX = "10.77"
+LOCK = "/tmp/jepsen-like-netns.lock"  # serializes subnet choice between harnesses
 TABLE = "jepsen"
 
 
@@ -145,12 +147,15 @@ class NetnsNetwork:
         ok, why = availability()
         if not ok:
             raise NetnsError(why)
-        self.subnet = _free_subnet()
         try:
             br = self.bridge
-            _run("ip", "link", "add", br, "type", "bridge")
-            self._up = True
-            _run("ip", "addr", "add", f"{self.host_ip}/24", "dev", br)
+            # two harnesses setting up at once must not pick the same subnet
+            with open(LOCK, "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                self.subnet = _free_subnet()
+                _run("ip", "link", "add", br, "type", "bridge")
+                self._up = True
+                _run("ip", "addr", "add", f"{self.host_ip}/24", "dev", br)
             _run("ip", "link", "set", br, "up")
             for node in self.ports:
                 ns, host_if, ns_if = self.namespace(node), f"jl{self.tag}h{node}", \
