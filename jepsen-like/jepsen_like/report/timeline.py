@@ -77,7 +77,7 @@ def timeline_svg(ops: Sequence[Op], faults: Sequence[FaultInterval], end: float,
                    f"width='{max(1.0, b - a):.1f}' height='{lanes * LANE + 14}' "
                    f"fill='{nemesis_color(f.nemesis)}' opacity='0.4'/>"
                    f"<text x='{a + 2:.1f}' y='{TOP - 4}' font-size='10'>"
-                   f"{escape(f.nemesis)} {escape(fault_label(f))[:40]}</text></g>")
+                   f"{escape(f.nemesis)} {escape(fault_label(f)[:40])}</text></g>")
     if window is not None:
         a, b = x(window[0]), x(window[1])
         out.append(f"<rect id='anomaly' x='{a - 2:.1f}' y='{TOP - 16}' "
