@@ -16,7 +16,7 @@ from ..nemesis.schedule import FaultInterval
 
 OUTCOME_COLORS = {"ok": "#2e7d32", "fail": "#c62828", "info": "#f9a825"}
 NEMESIS_COLORS = {"partition": "#90caf9", "kill": "#bcaaa4", "pause": "#ce93d8",
-                  "corrupt": "#ffcc80"}
+                  "corrupt": "#ffcc80", "member": "#80deea"}
 FONT = "font-family='sans-serif' font-size='11'"
 
 
