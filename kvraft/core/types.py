@@ -58,11 +58,18 @@ class ConfState:
     ``voters_outgoing`` is non-empty only in a joint configuration (joint consensus);
     a decision then needs a majority of ``voters`` AND of ``voters_outgoing``.
     Learners receive the log but never vote and never count toward commit.
+
+    ``removed`` holds every node id a REMOVE_NODE entry ever took out of the cluster
+    (disjoint from ``all_nodes()``). Ids are never reused, as in etcd: a node that comes
+    back under a removed id with an empty data dir would replay old memberships (say
+    voters {1}) from index 1 and could elect itself alone. Stored dicts and messages
+    written before this field existed read as "nothing removed".
     """
 
     voters: frozenset[int] = frozenset()
     learners: frozenset[int] = frozenset()
     voters_outgoing: frozenset[int] = frozenset()
+    removed: frozenset[int] = frozenset()
 
     def all_nodes(self) -> frozenset[int]:
         return self.voters | self.learners | self.voters_outgoing
@@ -72,14 +79,17 @@ class ConfState:
             "voters": sorted(self.voters),
             "learners": sorted(self.learners),
             "voters_outgoing": sorted(self.voters_outgoing),
+            "removed": sorted(self.removed),
         }
 
     @staticmethod
     def from_dict(d: dict[str, list[int]]) -> ConfState:
+        """Inverse of :meth:`to_dict`; a missing key means an empty set."""
         return ConfState(
             voters=frozenset(d.get("voters", ())),
             learners=frozenset(d.get("learners", ())),
             voters_outgoing=frozenset(d.get("voters_outgoing", ())),
+            removed=frozenset(d.get("removed", ())),
         )
 
 

@@ -55,7 +55,10 @@ def restore_offline(
         restore(state, kept.path)
         if conf_state is not None:
             with state.write() as w:
-                w.set_position(dataclasses.replace(w.position(), conf_state=conf_state))
+                pos = w.position()  # ids removed for good stay retired unless named again
+                removed = (pos.conf_state.removed | conf_state.removed) - conf_state.all_nodes()
+                conf = dataclasses.replace(conf_state, removed=removed)
+                w.set_position(dataclasses.replace(pos, conf_state=conf))
             kept = snaps.create(state)  # same index/term: replaces the copied file
         meta = kept.meta
         log.save(snapshot=meta, hard_state=HardState(term=meta.term, commit=meta.index))

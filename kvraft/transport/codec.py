@@ -67,6 +67,7 @@ def encode_conf_state(cs: ConfState, out: PbMessage) -> None:
     out.voters.extend(sorted(cs.voters))
     out.learners.extend(sorted(cs.learners))
     out.voters_outgoing.extend(sorted(cs.voters_outgoing))
+    out.removed.extend(sorted(cs.removed))
 
 
 def decode_conf_state(pb: PbMessage) -> ConfState:
@@ -74,6 +75,7 @@ def decode_conf_state(pb: PbMessage) -> ConfState:
         voters=frozenset(pb.voters),
         learners=frozenset(pb.learners),
         voters_outgoing=frozenset(pb.voters_outgoing),
+        removed=frozenset(pb.removed),
     )
 
 

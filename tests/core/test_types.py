@@ -26,6 +26,10 @@ def test_conf_state_dict_round_trip() -> None:
     cs = ConfState(voters=frozenset({1, 2, 3}), learners=frozenset({4}))
     assert ConfState.from_dict(cs.to_dict()) == cs
     assert cs.all_nodes() == {1, 2, 3, 4}
+    gone = ConfState(voters=frozenset({1, 2}), removed=frozenset({3, 4}))
+    assert ConfState.from_dict(gone.to_dict()) == gone and gone.all_nodes() == {1, 2}
+    old = {"voters": [1, 2, 3], "learners": [4], "voters_outgoing": []}  # before `removed`
+    assert ConfState.from_dict(old) == cs
 
 
 def test_empty_ready_is_empty() -> None:

@@ -41,6 +41,9 @@ def envs(tmp_path: Path) -> Iterator[tuple[lmdb.Environment, lmdb.Environment]]:
     b.close()
 
 
+CONF = ConfState(voters=frozenset({1, 2, 3}), removed=frozenset({4}))
+
+
 def dump(store: LmdbStateStore) -> tuple[StatePosition, list[KeyValue], list[Session]]:
     with store.export() as exp:
         return exp.position, list(exp.key_values()), list(exp.sessions())
@@ -53,7 +56,7 @@ def fill(store: LmdbStateStore, n: int = 50, value_size: int = 20) -> None:
         w.put(KeyValue(b"L" * 3000, b"long key", 3, 4, 1))
         for c in range(1, 6):
             w.put_session(Session(c, c * 10, 1000 + c, b"result-%d" % c))
-        w.set_position(StatePosition(77, 5, 60, 1005, ConfState(voters=frozenset({1, 2, 3}))))
+        w.set_position(StatePosition(77, 5, 60, 1005, CONF))
 
 
 def test_round_trip_restores_everything(
@@ -65,7 +68,7 @@ def test_round_trip_restores_everything(
     info = write_snapshot(src, path, chunk_bytes=256)  # many small chunks
     assert (info.keys, info.sessions) == (51, 5)
     assert info.meta.index == 77 and info.meta.term == 5
-    assert info.meta.conf_state == ConfState(voters=frozenset({1, 2, 3}))
+    assert info.meta.conf_state == CONF
     assert read_info(path).position == info.position
     assert verify(path).keys == 51
     with dst.write() as w:  # something to be replaced

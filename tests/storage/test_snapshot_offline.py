@@ -15,7 +15,7 @@ from kvraft.storage.snapshot import SnapshotDir, read_info, write_snapshot
 from kvraft.storage.state import LmdbStateStore
 from kvraft.storage.state_base import KeyValue, Session, StatePosition
 
-VOTERS = ConfState(voters=frozenset({1, 2, 3}))
+VOTERS = ConfState(voters=frozenset({1, 2, 3}), removed=frozenset({4}))
 
 
 @pytest.fixture
@@ -38,7 +38,9 @@ def test_restore_seeds_log_state_and_snapshot_dir(snap: Path, tmp_path: Path) ->
         300,
         1,
     )
-    assert summary["conf_state"] == {"voters": [1, 2, 3], "learners": [], "voters_outgoing": []}
+    assert summary["conf_state"] == {
+        "voters": [1, 2, 3], "learners": [], "voters_outgoing": [], "removed": [4]
+    }
     kept = restore_offline(snap, tmp_path / "node" / "raft", tmp_path / "node" / "snap")
     assert kept.meta.index == 500 and kept.keys == 300 and kept.sessions == 1
     log = LmdbLogStore(tmp_path / "node" / "raft")
@@ -59,8 +61,11 @@ def test_restore_seeds_log_state_and_snapshot_dir(snap: Path, tmp_path: Path) ->
 
 
 def test_restore_can_rewrite_membership(snap: Path, tmp_path: Path) -> None:
-    solo = ConfState(voters=frozenset({9}))
-    kept = restore_offline(snap, tmp_path / "raft", tmp_path / "snap", conf_state=solo)
+    """Ids the snapshot says were removed stay retired under the new membership."""
+    kept = restore_offline(
+        snap, tmp_path / "raft", tmp_path / "snap", conf_state=ConfState(voters=frozenset({9}))
+    )
+    solo = ConfState(voters=frozenset({9}), removed=frozenset({4}))
     assert kept.meta.conf_state == solo and read_info(kept.path).meta.conf_state == solo
     log = LmdbLogStore(tmp_path / "raft")
     try:

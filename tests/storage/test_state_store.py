@@ -54,7 +54,8 @@ def test_empty_store_starts_at_revision_zero_with_nothing_applied(
 def test_write_commits_everything_together_and_survives_reopen(tmp_path: Path) -> None:
     env = open_env(tmp_path, sync=True)
     store = LmdbStateStore(env)
-    pos = StatePosition(42, 3, 17, 1000, ConfState(voters=frozenset({1, 2, 3})))
+    conf = ConfState(voters=frozenset({1, 2, 3}), removed=frozenset({4}))
+    pos = StatePosition(42, 3, 17, 1000, conf)
     with store.write() as w:
         w.put(KeyValue(b"k", b"value", 5, 9, 3))
         w.put_session(Session(11, 4, 1000, b"result"))

@@ -38,7 +38,7 @@ ids = st.frozensets(st.integers(min_value=1, max_value=2**64 - 1), max_size=5)
 entries = st.builds(
     Entry, term=num, index=num, type=st.sampled_from(EntryType), data=st.binary(max_size=64)
 )
-conf_states = st.builds(ConfState, voters=ids, learners=ids, voters_outgoing=ids)
+conf_states = st.builds(ConfState, voters=ids, learners=ids, voters_outgoing=ids, removed=ids)
 metas = st.builds(SnapshotMeta, index=num, term=num, conf_state=conf_states)
 common = {"src": num, "dst": num, "term": num}
 
@@ -109,6 +109,16 @@ def test_snapshot_meta_round_trips(meta: SnapshotMeta) -> None:
         codec.decode_snapshot_meta(raft_pb2.SnapshotMeta.FromString(out.SerializeToString()))
         == meta
     )
+
+
+def test_removed_ids_cross_the_wire_and_an_older_peer_means_none() -> None:
+    cs = ConfState(voters=frozenset({1, 2, 6}), learners=frozenset({7}), removed=frozenset({3}))
+    msg = InstallSnapshot(1, 7, 4, SnapshotMeta(10, 4, cs))
+    assert codec.decode_batch(wire(codec.encode_batch([msg]))) == [msg]
+    pb = raft_pb2.SnapshotMeta()
+    codec.encode_snapshot_meta(msg.meta, pb)
+    pb.conf_state.ClearField("removed")  # what a node from before the field sends
+    assert codec.decode_snapshot_meta(pb).conf_state == ConfState(cs.voters, cs.learners)
 
 
 def test_default_fields_survive() -> None:
