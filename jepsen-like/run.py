@@ -95,7 +95,8 @@ def _exit_code(verdicts: list[str]) -> int:
 
 def _row(s: dict[str, Any]) -> str:
     c = s["counts"]
-    checks = " ".join(f"{k}={v['verdict']}" for k, v in s["checkers"].items())
+    checks = " ".join(f"{k}={v['verdict']}" for k, v in s["checkers"].items()) or \
+        s.get("error", "")
     faults = ",".join(f"{k}x{v}" for k, v in s["faults"].items()) or "-"
     return (f"{s['run']:>3} {s['verdict']:>8} {s['ops']:>7} {c['ok']:>6} {c['fail']:>6} "
             f"{c['info']:>5} {s['ops_per_second']:>7.1f} {faults:<28} {checks}")
@@ -121,8 +122,14 @@ async def campaign(args: argparse.Namespace) -> int:
         net = target.info.get("network", "?")
         print(f"== run {run}/{args.runs} seed {seed} target {target.name} network {net}"
               f" ({target.info.get('network_why', '')}) -> {run_dir}", flush=True)
-        summary = await run_once(cfg, target, run_dir, run=run,
-                                 progress=lambda m: print(f"   {m}", flush=True))
+        try:
+            summary = await run_once(cfg, target, run_dir, run=run,
+                                     progress=lambda m: print(f"   {m}", flush=True))
+        except Exception as exc:  # a run that could not complete is reported, not fatal
+            print(f"   run failed: {type(exc).__name__}: {exc}", flush=True)
+            summary = {"run": run, "verdict": "unknown", "ops": 0, "ops_per_second": 0.0,
+                       "counts": {"ok": 0, "fail": 0, "info": 0}, "faults": {},
+                       "checkers": {}, "error": f"{type(exc).__name__}: {exc}"}
         summaries.append(summary)
         print(f"   verdict {summary['verdict']}: {run_dir / 'timeline.html'}", flush=True)
     print(f"\n{'run':>3} {'verdict':>8} {'ops':>7} {'ok':>6} {'fail':>6} {'info':>5} "

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .client import ClientFactory, DefiniteFailure, KVClient
-from .history import HistoryRecorder
+from .history import EventType, HistoryRecorder
 from .workload import Invocation, Workload, perform
 
 _READS = ("read", "read-set")
@@ -43,6 +43,7 @@ async def invoke(client: KVClient, inv: Invocation, process: int, recorder: Hist
     stats.invoked += 1
     result_value = None
     error: str | None = None
+    outcome: EventType
     try:
         effect, result = await asyncio.wait_for(perform(client, inv), op_timeout)
     except DefiniteFailure as exc:
@@ -54,8 +55,7 @@ async def invoke(client: KVClient, inv: Invocation, process: int, recorder: Hist
         outcome, error = ("ok", None) if effect else ("fail", "compare failed")
         result_value = result
     value = result_value if inv.f in _READS else inv.value
-    recorder.append(outcome, process, inv.f, inv.key, value,  # type: ignore[arg-type]
-                    error=error, **extra)
+    recorder.append(outcome, process, inv.f, inv.key, value, error=error, **extra)
     setattr(stats, outcome, getattr(stats, outcome) + 1)
     workload.observe(inv, outcome, result_value)
     return outcome
