@@ -191,6 +191,7 @@ class FakeCluster:
         self.spares = list(range(nodes + 1, nodes + spares + 1))  # may join later
         self.membership = {n: False for n in self.nodes}  # member -> is a learner
         self.fresh_starts: list[int] = []  # nodes started empty, in order
+        self.used_ids = set(self.nodes)  # member ids given so far; never given again
 
     def spare_ids(self) -> list[int]:
         return list(self.spares)
@@ -198,10 +199,13 @@ class FakeCluster:
     async def members(self) -> dict[int, bool]:
         return dict(self.membership)
 
-    async def add_member(self, node: int, *, learner: bool) -> None:
+    async def add_member(self, node: int, *, learner: bool) -> int:
         if node in self.membership:
             raise ValueError(f"node {node} is already a member")
         self.membership[node] = learner
+        member = node if node not in self.used_ids else max(self.used_ids | {*self.spares}) + 1
+        self.used_ids.add(member)
+        return member
 
     async def promote(self, node: int) -> None:
         self.membership[node] = False

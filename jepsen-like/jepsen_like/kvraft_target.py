@@ -13,6 +13,12 @@ The harness's clients (one ``kvraft.Client`` per worker) reach every node direct
 adds them (empty, ``--join``). In proxy mode, a node added by a membership change is
 dialled at its own address by everyone (the change carries one address), so links to it
 cannot be cut.
+
+Node N (a machine: network presence, process, data dir) serves under a *member id*: N at
+first. kvraft never reuses a removed member id (a node back under its old id with an
+empty data dir would replay old memberships and could elect itself alone), so a node
+added again after its removal gets a new id (``add_member``) and is started fresh under
+it. The nemeses speak of nodes; ``leader``, ``members`` and the admin calls translate.
 """
 
 from __future__ import annotations
@@ -69,6 +75,8 @@ class KvraftCluster:
         self.serve_args = list(serve_args)  # extra `kvraft serve` flags
         self.network: Network | None = None  # set up per run
         self.procs: SubprocessCluster | None = None  # per run
+        self.member_ids: dict[int, int] = {}  # per run: node -> the member id it serves under
+        self.used_ids: set[int] = set()  # per run: member ids ever given; never given again
         self.target = Target(name=f"kvraft-{nodes}", factory=self.client, cluster=self,
                              start=self.start_run, stop=self.stop_run, settle=self.settle,
                              info={"network": self.net_kind, "network_why": self.net_why})
@@ -89,7 +97,7 @@ class KvraftCluster:
         statuses = await asyncio.gather(*(_status(self.network.client_address(n))
                                           for n in running))
         leaders = [s for s in statuses if s is not None and s.is_leader]
-        return max(leaders, key=lambda s: s.term).node_id if leaders else None
+        return self.node_of(max(leaders, key=lambda s: s.term).node_id) if leaders else None
 
     async def kill(self, node: int) -> None:
         await self._procs().kill(node)
@@ -113,6 +121,10 @@ class KvraftCluster:
     def spare_ids(self) -> list[int]:
         return list(self.spares)
 
+    def node_of(self, member_id: int) -> int:
+        """The node serving under ``member_id`` (the id itself if none does)."""
+        return next((n for n, m in self.member_ids.items() if m == member_id), member_id)
+
     async def _admin(self, call: str, *args: Any, **kw: Any) -> Any:
         from kvraft.client import Client
 
@@ -120,28 +132,48 @@ class KvraftCluster:
             return await getattr(client, call)(*args, **kw)
 
     async def members(self) -> dict[int, bool]:
-        return {m.id: m.learner for m in await self._admin("members")}
+        return {self.node_of(m.id): m.learner for m in await self._admin("members")}
 
-    async def add_member(self, node: int, *, learner: bool) -> None:
+    async def add_member(self, node: int, *, learner: bool) -> int:
+        """Add ``node`` under a member id never used before in this run (its own number
+        the first time); returns that id. Start it with ``start_fresh``."""
         assert self.network is not None
-        await self._admin("add_member", node, self.network.listen_address(node),
+        member = self.member_ids[node]
+        if member in self.used_ids:
+            member = max(self.used_ids | set(self.all_ids)) + 1
+            self.member_ids[node] = member
+        self.used_ids.add(member)
+        await self._admin("add_member", member, self.network.listen_address(node),
                           learner=learner)
+        return member
 
     async def promote(self, node: int) -> None:
-        await self._admin("promote_member", node)
+        await self._admin("promote_member", self.member_ids[node])
 
     async def remove_member(self, node: int) -> None:
-        await self._admin("remove_member", node)
+        await self._admin("remove_member", self.member_ids[node])
 
     async def start_fresh(self, node: int) -> None:
+        """Kill ``node``, wipe its data dir, start it with ``--join`` under its current
+        member id, knowing every node's address under its current id."""
         procs = self._procs()
         await procs.kill(node)
         data_dir = procs.data_dir(node)
         if data_dir is not None:
             await asyncio.to_thread(shutil.rmtree, data_dir, True)
-        if "--join" not in procs.commands[node].argv:
-            procs.commands[node].argv.append("--join")
+        argv = procs.commands[node].argv
+        argv[argv.index("--id") + 1] = str(self.member_ids[node])
+        argv[argv.index("--peers") + 1] = self._peers(node, self.all_ids)
+        if "--join" not in argv:
+            argv.append("--join")
         await procs.start(node)
+
+    def _peers(self, node: int, nodes: Sequence[int]) -> str:
+        """The --peers value for ``node``: each of ``nodes`` under its member id, at the
+        address ``node`` dials it."""
+        assert self.network is not None
+        addresses = self.network.peer_addresses(node)
+        return ",".join(f"{self.member_ids[p]}={addresses[p]}" for p in nodes)
 
     # ------------------------------------------------------------------ per run
     def endpoints(self) -> list[str]:
@@ -160,12 +192,12 @@ class KvraftCluster:
                                             strict=True)))
         await network.setup()
         self.network = self.target.network = network
+        self.member_ids = {n: n for n in self.all_ids}
+        self.used_ids = set(self.ids)
         nodes_dir = run_dir / "nodes"
         commands = []
         for n in self.all_ids:
-            addresses = network.peer_addresses(n)
-            voters = [*self.ids, n] if n in self.spares else self.ids
-            peers = ",".join(f"{p}={addresses[p]}" for p in voters)
+            peers = self._peers(n, [*self.ids, n] if n in self.spares else self.ids)
             argv = [sys.executable, "-m", "kvraft.cli.main", "serve", "--id", str(n),
                     "--listen", network.listen_address(n), "--peers", peers,
                     "--data-dir", str(nodes_dir / f"n{n}"), "--cluster-id", "jepsen-like",

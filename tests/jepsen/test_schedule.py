@@ -82,3 +82,5 @@ def test_member_churn_grows_and_shrinks_and_restores_the_voters() -> None:
     assert cluster.membership == {n: False for n in (1, 2, 3, 4, 5)}, "voters restored"
     shrunk = next(e["node"] for e in ctx.log.events if e.get("action") == "shrink")
     assert cluster.fresh_starts[:2] == [6, shrunk], "the spare, then the re-added voter"
+    ids = [e["member_id"] for e in ctx.log.events if e.get("action") in ("grow", "re-add")]
+    assert ids[:2] == [6, 7] and len(set(ids)) == len(ids), "member ids are never reused"

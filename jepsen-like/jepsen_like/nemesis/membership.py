@@ -1,4 +1,5 @@
-"""Membership churn: add a learner and promote it; remove a voter and add it back.
+"""Membership churn: add a learner and promote it; remove a voter and add it back under a
+new member id.
 
 The cluster layer implements ``MembershipControl`` (``kvraft_target.KvraftCluster`` via
 the client's admin calls). The nemesis alternates two faults, each undone on stop so
@@ -8,7 +9,11 @@ every full cycle leaves the original number of voters:
   empty with ``--join``, and promoted to voter once it has caught up; on stop it is
   removed and stopped.
 - ``shrink``: a voter is removed and stopped; on stop its data dir is wiped, it is
-  added back as a learner, started empty, and promoted.
+  added back as a learner under a NEW member id, started empty, and promoted.
+
+Nodes here are machines; the cluster layer gives each membership of a node a member id
+never used before (kvraft refuses a removed id: a node back under it with an empty data
+dir would replay old memberships and could elect itself alone). The log records it.
 
 Promotion is retried until ``promote_seconds`` pass (a learner far behind may be refused);
 the log records what happened at each step.
@@ -32,7 +37,9 @@ class MembershipControl(Protocol):
         """Current members: node id -> True if a learner."""
         ...
 
-    async def add_member(self, node: int, *, learner: bool) -> None:
+    async def add_member(self, node: int, *, learner: bool) -> int:
+        """Add ``node`` under a member id never used before (its own number the first
+        time); returns that id."""
         ...
 
     async def promote(self, node: int) -> None:
@@ -83,10 +90,11 @@ class MemberNemesis:
         self.turn += 1
         if spares and (self.turn % 2 == 1 or len(voters) < 2):
             node = ctx.rng.choice(spares)
-            await ctl.add_member(node, learner=True)
+            member = await ctl.add_member(node, learner=True)
             self.pending = ("grow", node)
             await ctl.start_fresh(node)
-            return {"action": "grow", "node": node, "result": await self._promote(ctl, node)}
+            return {"action": "grow", "node": node, "member_id": member,
+                    "result": await self._promote(ctl, node)}
         node = ctx.rng.choice(voters)
         await ctl.remove_member(node)
         self.pending = ("shrink", node)
@@ -103,6 +111,7 @@ class MemberNemesis:
             await ctl.remove_member(node)
             await ctx.cluster.kill(node)
             return {"action": "remove", "node": node}
-        await ctl.add_member(node, learner=True)
+        member = await ctl.add_member(node, learner=True)
         await ctl.start_fresh(node)
-        return {"action": "re-add", "node": node, "result": await self._promote(ctl, node)}
+        return {"action": "re-add", "node": node, "member_id": member,
+                "result": await self._promote(ctl, node)}
