@@ -206,12 +206,19 @@ def test_snapshot_not_in_the_log_replaces_it(store: LogStore) -> None:
     assert store.entries(101, 103) == ents(101, 103, 4)
 
 
-def test_save_conf_state(store: LogStore) -> None:
+def test_save_conf_state(kit: Kit, store: LogStore, tmp_path: Path) -> None:
     store.save_conf_state(CS)
     assert store.initial_state() == (HardState(), CS)
     joint = ConfState(voters=frozenset({1, 4}), learners=frozenset({5}), voters_outgoing=CS.voters)
     store.save_conf_state(joint)
     assert store.initial_state()[1] == joint
+    retired = ConfState(voters=frozenset({1, 2, 6}), removed=frozenset({3, 4}))
+    store.save_conf_state(retired)
+    s = reopen(kit, store, tmp_path / "db")
+    try:
+        assert s.initial_state()[1] == retired, "removed ids survive a restart"
+    finally:
+        s.close()
 
 
 def test_closed_store_refuses_calls(store: LogStore) -> None:
