@@ -1,7 +1,8 @@
 """Liveness after healing: a leader emerges and a new proposal commits everywhere in time.
 
 ``converge`` heals every cut, restarts every crashed member, stops nodes outside the
-membership (an operator shuts removed members down), then runs *rounds*: each round
+membership (an operator shuts removed members down, once every member has applied the
+change), then runs *rounds*: each round
 ticks every live node once and then pumps the cluster until it is quiet (every Ready
 fully processed, every in-flight message delivered, in random order, none lost). Once a
 leader exists it proposes one entry; the cluster has converged when every live member of
@@ -27,6 +28,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from kvraft.core.types import ConfState
 from tests.sim.cluster import Cluster, SimNode
 
 BOUND_ELECTION_TIMEOUTS = 20
@@ -76,12 +78,18 @@ def _leader(cluster: Cluster) -> SimNode | None:
     return best
 
 
-def _members_only(cluster: Cluster, members: frozenset[int]) -> None:
-    """Restart down members, stop running non-members."""
+def _members_only(cluster: Cluster, conf: ConfState) -> None:
+    """Restart down members of ``conf``; stop running non-members once every member has
+    applied ``conf`` (the operator's rule: a member that has not applied the change may
+    still need the removed node's vote, and stopping it then loses the quorum for good)."""
+    members = conf.all_nodes()
+    settled = all(
+        cluster.nodes[m].disk.conf_state == conf for m in members if m in cluster.nodes
+    )
     for n in cluster.nodes.values():
         if n.id in members and not n.alive:
             cluster.log(f"  converge: restart member {n.id}: {cluster.restart(n.id)}")
-        elif n.id not in members and n.alive:
+        elif n.id not in members and n.alive and settled:
             cluster.log(f"  converge: stop non-member {n.id}: {cluster.crash(n.id)}")
 
 
@@ -91,7 +99,7 @@ def converge(cluster: Cluster, rng: random.Random) -> Converged:
     bound = BOUND_ELECTION_TIMEOUTS * cluster.opts.election_ticks
     cluster.log(f"  converge: {cluster.heal()}")
     latest = max(cluster.nodes.values(), key=lambda n: len(n.disk.applied))
-    _members_only(cluster, latest.disk.conf_state.all_nodes())
+    _members_only(cluster, latest.disk.conf_state)
     cluster.observe()
     proposal: tuple[int, int, int, bytes] | None = None  # (leader, term, index, data)
     for t in range(1, bound + 1):
@@ -103,7 +111,7 @@ def converge(cluster: Cluster, rng: random.Random) -> Converged:
             continue
         raw = leader.raw
         members = raw.conf_state.all_nodes()
-        _members_only(cluster, members)
+        _members_only(cluster, raw.conf_state)
         if proposal is None or proposal[:2] != (leader.id, raw.term):
             data = f"live{t}@{leader.id}".encode()
             what, index = cluster.propose(leader.id, data)
