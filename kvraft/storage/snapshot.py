@@ -7,8 +7,10 @@ File format (version 1; integers big-endian)::
     trailer  b"E" | u64 keys | u64 sessions | u64 payload bytes | u32 crc32(whole file so far)
 
 The header JSON holds index, term, conf_state (the SnapshotMeta), plus revision and
-log_time_ms (the rest of StatePosition). Payload records, keys first (in key order) then
-sessions (by client id)::
+log_time_ms (the rest of StatePosition) and, if the state has an address record,
+``members`` ({"<id>": "host:port"}; a file without it -- written by an older build --
+restores a state without the record; older readers ignore the key). Payload records,
+keys first (in key order) then sessions (by client id)::
 
     b"K" | u32 key length | u32 value length | u64 create | u64 mod | u64 version | key | value
     b"S" | u64 client id | u64 last seq | u64 last seen ms | u32 result length | result
@@ -77,6 +79,8 @@ class SnapshotInfo:
     """Number of keys; -1 when only the header was read."""
     sessions: int = -1
     """Number of client sessions; -1 when only the header was read."""
+    members: dict[int, str] | None = None
+    """Member id -> address of the state (None: the file carries no address record)."""
 
     @property
     def meta(self) -> SnapshotMeta:
@@ -97,6 +101,9 @@ class SnapshotInfo:
             "size_bytes": self.size_bytes,
             "keys": self.keys,
             "sessions": self.sessions,
+            "members": None if self.members is None else {
+                str(i): a for i, a in sorted(self.members.items())
+            },
         }
 
 
@@ -129,17 +136,18 @@ def _write_file(store: StateStore, tmp: Path, chunk_bytes: int) -> SnapshotInfo:
     try:
         with open(tmp, "wb") as f, store.export() as exp:
             sink = _Sink(f)
-            _write_header(sink, exp.position)
+            _write_header(sink, exp.position, exp.members)
             keys, sessions, payload_bytes = _write_body(sink, exp, chunk_bytes)
             sink.write(_TRAILER.pack(b"E", keys, sessions, payload_bytes))
             f.write(_U32.pack(sink.crc))
             f.flush()
             os.fsync(f.fileno())
-            position = exp.position
+            position, members = exp.position, exp.members
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return SnapshotInfo(tmp, FORMAT_VERSION, position, tmp.stat().st_size, keys, sessions)
+    size = tmp.stat().st_size
+    return SnapshotInfo(tmp, FORMAT_VERSION, position, size, keys, sessions, members)
 
 
 def _publish(tmp: Path, path: Path, info: SnapshotInfo) -> SnapshotInfo:
@@ -149,14 +157,16 @@ def _publish(tmp: Path, path: Path, info: SnapshotInfo) -> SnapshotInfo:
     return dataclasses.replace(info, path=path)
 
 
-def _write_header(sink: _Sink, pos: StatePosition) -> None:
-    doc = {
+def _write_header(sink: _Sink, pos: StatePosition, members: dict[int, str] | None) -> None:
+    doc: dict[str, object] = {
         "index": pos.index,
         "term": pos.term,
         "conf_state": pos.conf_state.to_dict(),
         "revision": pos.revision,
         "log_time_ms": pos.log_time_ms,
     }
+    if members is not None:
+        doc["members"] = {str(i): a for i, a in members.items()}
     body = json.dumps(doc, sort_keys=True).encode()
     sink.write(MAGIC + _U16.pack(FORMAT_VERSION) + _U32.pack(len(body)) + body)
     sink.write(_U32.pack(sink.crc))
@@ -299,10 +309,16 @@ class SnapshotReader:
                 log_time_ms=int(doc["log_time_ms"]),
                 conf_state=ConfState.from_dict(doc["conf_state"]),
             )
+            raw_members = doc.get("members")
+            members = None if raw_members is None else {
+                int(k): str(v) for k, v in raw_members.items()
+            }
+            if members is not None and not all(i > 0 and a for i, a in members.items()):
+                raise ValueError(f"bad members {raw_members!r}")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise src.fail(f"malformed header: {exc!r}") from exc
         size = os.fstat(self._f.fileno()).st_size
-        return SnapshotInfo(self.path, version, position, size)
+        return SnapshotInfo(self.path, version, position, size, members=members)
 
     def _iter_records(self) -> Iterator[KeyValue | Session]:
         src = self._src
@@ -429,14 +445,13 @@ def restore(store: StateStore, path: Path) -> SnapshotInfo:
     The file is checked while it streams into one write transaction; on any damage
     (SnapshotError) or crash the transaction is discarded and the old state stays."""
     with SnapshotReader(path) as r:
-        store.replace(r.info.position, r.key_values(), r.sessions())
+        store.replace(r.info.position, r.key_values(), r.sessions(), r.info.members)
         assert r.done, "replace() must consume the whole snapshot"
         return _counted(r)
 
 
 def _counted(r: SnapshotReader) -> SnapshotInfo:
-    i = r.info
-    return SnapshotInfo(i.path, i.format_version, i.position, i.size_bytes, r.keys, r.sessions_read)
+    return dataclasses.replace(r.info, keys=r.keys, sessions=r.sessions_read)
 
 
 # ============================================================================ the directory

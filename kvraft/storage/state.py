@@ -8,6 +8,8 @@ Layout (every value starts with a CRC32 over the LMDB key and the rest of the va
     state_session_ttl  last_seen_ms u64 | client_id u64 -> crc      (expiry index)
     state_meta         b"position" -> crc | index u64 | term u64 | revision u64
                                         | log_time_ms u64 | conf state (JSON)
+                       b"members"  -> crc | JSON {"<id>": "host:port"} (member addresses,
+                                        written only by applied conf changes/restores)
 
 Long keys. LMDB keys are at most 511 bytes, user keys up to several KiB. A key of at most
 ``SHORT_KEY_MAX`` bytes is its own LMDB key. A longer key K is stored under
@@ -27,7 +29,7 @@ import hashlib
 import json
 import struct
 import zlib
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -51,6 +53,7 @@ DB_SESSION_TTL = b"state_session_ttl"
 DB_META = b"state_meta"
 _ALL_DBS = (DB_KV, DB_SESSIONS, DB_SESSION_TTL, DB_META)
 _POSITION_KEY = b"position"
+_MEMBERS_KEY = b"members"
 
 _CRC = struct.Struct(">I")
 _KV_HEAD = struct.Struct(">QQQ")
@@ -141,6 +144,21 @@ def _decode_position(raw: bytes) -> StatePosition:
     return StatePosition(index, term, revision, log_time, conf)
 
 
+def _encode_members(members: Mapping[int, str]) -> bytes:
+    assert all(i > 0 and a for i, a in members.items()), f"bad member record {members!r}"
+    doc = {str(i): members[i] for i in sorted(members)}
+    return _seal(_MEMBERS_KEY, json.dumps(doc, separators=(",", ":")).encode())
+
+
+def _decode_members(raw: bytes) -> dict[int, str]:
+    p = _open(DB_META, _MEMBERS_KEY, raw)
+    try:
+        doc = json.loads(bytes(p))
+        return {int(k): str(v) for k, v in doc.items()}
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise Corrupted(f"{_where(DB_META, _MEMBERS_KEY)} is malformed: {exc}") from exc
+
+
 # ============================================================================ views
 class _Dbs:
     """Handles of the four sub-databases (opened once per store)."""
@@ -216,6 +234,10 @@ class _Reader:
             out.append(client_id)
         return out
 
+    def members(self) -> dict[int, str] | None:
+        raw = self._txn.get(_MEMBERS_KEY, db=self._dbs.meta)
+        return None if raw is None else _decode_members(raw)
+
 
 class _Writer(_Reader):
     """The StateWriter over the one LMDB write transaction."""
@@ -248,6 +270,9 @@ class _Writer(_Reader):
 
     def set_position(self, position: StatePosition) -> None:
         self._txn.put(_POSITION_KEY, _encode_position(position), db=self._dbs.meta)
+
+    def set_members(self, members: Mapping[int, str]) -> None:
+        self._txn.put(_MEMBERS_KEY, _encode_members(members), db=self._dbs.meta)
 
 
 class _Scan:
@@ -316,7 +341,9 @@ class _Export:
     def __init__(self, txn: Any, dbs: _Dbs) -> None:
         self._txn = txn
         self._dbs = dbs
-        self.position = _Reader(txn, dbs).position()
+        reader = _Reader(txn, dbs)
+        self.position = reader.position()
+        self.members = reader.members()
 
     def key_values(self) -> Iterator[KeyValue]:
         for kv in _Scan(self._txn, self._dbs.kv, b"", None):
@@ -379,7 +406,8 @@ class LmdbStateStore:
             yield _Export(txn, self._dbs)
 
     def replace(
-        self, position: StatePosition, key_values: Iterable[KeyValue], sessions: Iterable[Session]
+        self, position: StatePosition, key_values: Iterable[KeyValue], sessions: Iterable[Session],
+        members: Mapping[int, str] | None = None,
     ) -> None:
         dbs = self._dbs
         try:
@@ -395,5 +423,7 @@ class LmdbStateStore:
                 for s in sessions:
                     w.put_session(s)
                 w.set_position(position)
+                if members is not None:
+                    w.set_members(members)
         except lmdb.Error as exc:
             raise StorageError(f"state store replace failed (nothing changed): {exc}") from exc

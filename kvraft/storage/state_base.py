@@ -2,7 +2,9 @@
 
 The KV state machine (``kvraft/kv``) keeps everything it owns here: the keys with their
 revisions, the cluster revision, the applied position, the client-session table, the
-membership in force at the applied index, and the log time used to expire sessions.
+membership in force at the applied index, the members' addresses (from applied
+CONF_CHANGE entries: replicated state, so a snapshot carries them) and the log time used
+to expire sessions.
 
 Contract (every implementation):
 
@@ -24,7 +26,7 @@ state machine) and nothing of Raft beyond the public types.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -116,6 +118,11 @@ class StateReader(Protocol):
         Cost grows with the answer, not with the table."""
         ...
 
+    def members(self) -> dict[int, str] | None:
+        """Member id -> address ("host:port") as applied; None if no record was ever
+        written (a store from a build that did not replicate addresses)."""
+        ...
+
 
 class StateWriter(StateReader, Protocol):
     """The write view: reads see this view's own writes. See ``StateStore.write``."""
@@ -140,11 +147,17 @@ class StateWriter(StateReader, Protocol):
         """Record the applied position, revision, log time and membership."""
         ...
 
+    def set_members(self, members: Mapping[int, str]) -> None:
+        """Replace the member address record (ids > 0, non-empty addresses)."""
+        ...
+
 
 class StateExport(Protocol):
     """A consistent view of the whole state for a snapshot (see ``StateStore.export``)."""
 
     position: StatePosition
+    members: dict[int, str] | None
+    """The member address record of the same view (None: never written)."""
 
     def key_values(self) -> Iterator[KeyValue]:
         """Every key, in byte order of the keys."""
@@ -175,9 +188,11 @@ class StateStore(Protocol):
         ...
 
     def replace(
-        self, position: StatePosition, key_values: Iterable[KeyValue], sessions: Iterable[Session]
+        self, position: StatePosition, key_values: Iterable[KeyValue], sessions: Iterable[Session],
+        members: Mapping[int, str] | None = None,
     ) -> None:
-        """Atomically replace the whole state with the given one (snapshot restore).
+        """Atomically replace the whole state with the given one (snapshot restore);
+        ``members`` None leaves no address record (as in a snapshot of an older build).
 
         The iterables are consumed inside one write transaction; if either raises, nothing
         changes (the exception propagates). ``key_values`` must be in key order and without
