@@ -59,7 +59,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--budget", type=float, default=10.0, help="checker seconds per key")
     ap.add_argument("--tick-ms", type=int, default=50, help="kvraft raft tick")
     ap.add_argument("--seed", type=int, default=None, help="default: from the clock")
-    ap.add_argument("--out", type=Path, default=Path("jepsen-runs"))
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "runs",
+                    help="where run folders go (default: jepsen-like/runs, git-ignored)")
     ap.add_argument("--check", type=Path, metavar="RUN_DIR",
                     help="re-check RUN_DIR/history.jsonl and print the verdicts")
     ap.add_argument("--cleanup", action="store_true",
