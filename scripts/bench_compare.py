@@ -284,6 +284,15 @@ def _fmt(v: float | None, digits: int = 1) -> str:
     return f"{v:,.0f}" if digits == 0 else f"{v:.{digits}f}"
 
 
+def _ops(s: dict[str, Any] | None) -> str:
+    """Median ops/s, with the range over the reps when there were several."""
+    if not s:
+        return "-"
+    if s["reps"] < 2:
+        return _fmt(s["ops"], 0)
+    return f"{_fmt(s['ops'], 0)} [{_fmt(s['ops_min'], 0)}-{_fmt(s['ops_max'], 0)}]"
+
+
 def render(summary: dict[tuple[str, str], dict[str, Any]], workloads: list[Workload],
            reps: int, duration: float) -> str:
     lines = [
@@ -305,9 +314,9 @@ def render(summary: dict[tuple[str, str], dict[str, Any]], workloads: list[Workl
                     default=None)
         lines.append(
             f"| {w.title} "
-            f"| {_fmt(e['ops'], 0) if e else '-'} "
+            f"| {_ops(e)} "
             f"| {_fmt(e['p50'], 2) + ' / ' + _fmt(e['p99'], 2) if e else '-'} "
-            f"| {_fmt(k['ops'], 0) if k else '-'} "
+            f"| {_ops(k)} "
             f"| {_fmt(k['p50'], 2) + ' / ' + _fmt(k['p99'], 2) + ' / ' + _fmt(k['p999'], 2) if k else '-'} "  # noqa: E501
             f"| {ratio} | {k['errors'] if k else '-'} | {cpu} | {_fmt(other, 2)} |"
         )
