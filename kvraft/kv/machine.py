@@ -7,9 +7,12 @@ runtime batches entries):
 - ``apply(entries, conf_state)`` writes everything in ONE state-store transaction together
   with the new applied position (index/term of the last entry), the cluster revision, the
   log time and, if given, the membership. A crash leaves all of it or none of it.
-- NORMAL entries with empty data (leader no-ops) and CONF_CHANGE entries only advance the
-  applied position (result None). Other NORMAL entries hold a ``kvraft.v1.Command``; the
-  result of each is a ``CommandResult`` (a response, or an ``ApplyError``).
+- NORMAL entries with empty data (leader no-ops) and CONF_CHANGE entries advance the
+  applied position (result None); a CONF_CHANGE also keeps the member address record
+  (replicated state, carried by snapshots): a non-empty context is the member's address
+  (recorded unless the id was removed for good), REMOVE_NODE drops the id's address.
+  Other NORMAL entries hold a ``kvraft.v1.Command``; the result of each is a
+  ``CommandResult`` (a response, or an ``ApplyError``).
 - Revisions follow kv.proto / etcd (see ``ops.py``); a command that changes no key (a
   failed txn without writes, a delete of nothing) leaves the revision alone. The header
   revision of a result is the cluster revision right after that command.
@@ -36,7 +39,14 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from kvraft._pb.kvraft.v1 import kv_pb2 as pb
-from kvraft.core.types import ConfState, Entry, EntryType, SnapshotMeta
+from kvraft.core.types import (
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    SnapshotMeta,
+    decode_conf_change,
+)
 from kvraft.errors import SnapshotError
 from kvraft.kv import ops
 from kvraft.kv.command import ABORTED, INVALID_ARGUMENT, decode_result, error_result
@@ -56,6 +66,31 @@ class _Counters:
 
     revision: int  # cluster revision after the last applied command
     log_time_ms: int  # highest Command.time_ms applied so far
+
+
+class _Members:
+    """The member address record carried through one apply batch."""
+
+    def __init__(self, addresses: dict[int, str], removed: frozenset[int]) -> None:
+        self.addresses = addresses  # id -> address after the entries seen so far
+        self.removed = set(removed)  # ids removed for good (never re-added, never recorded)
+        self.changed = False  # True once addresses differs from the stored record
+
+    def apply(self, data: bytes) -> None:
+        try:
+            cc = decode_conf_change(data)
+        except ValueError:
+            return  # the runtime stops on such an entry before it reaches us
+        if cc.type == ConfChangeType.REMOVE_NODE:
+            self.removed.add(cc.node_id)
+            self.changed |= self.addresses.pop(cc.node_id, None) is not None
+            return
+        address = cc.context.decode(errors="replace")
+        if address and cc.node_id not in self.removed and (
+            self.addresses.get(cc.node_id) != address
+        ):
+            self.addresses[cc.node_id] = address
+            self.changed = True
 
 
 class KvStateMachine:
@@ -86,6 +121,22 @@ class KvStateMachine:
     def position(self) -> StatePosition:
         return self._store.position()
 
+    def members(self) -> dict[int, str] | None:
+        """Member id -> address as applied (None: the store has no record, e.g. one
+        written by an older build). Any thread."""
+        with self._store.read() as r:
+            return r.members()
+
+    def seed_members(self, addresses: dict[int, str]) -> bool:
+        """Write ``addresses`` as the member record if the store has none (upgrading a
+        data dir of an older build from its address cache); True if written. Call
+        before the runtime starts (it writes outside any applied entry)."""
+        with self._store.write() as w:
+            if w.members() is not None:
+                return False
+            w.set_members({i: a for i, a in addresses.items() if i > 0 and a})
+            return True
+
     # ------------------------------------------------------------------ apply
     def apply(
         self, entries: Sequence[Entry], conf_state: ConfState | None = None,
@@ -105,13 +156,19 @@ class KvStateMachine:
             pos = w.position()
             counters = _Counters(pos.revision, pos.log_time_ms)
             index = pos.index
+            members: _Members | None = None  # loaded at the batch's first conf change
             for e in entries:
                 assert e.index == index + 1, f"apply: entry {e.index} after applied {index}"
                 index = e.index
                 if e.type == EntryType.NORMAL and e.data:
                     results.append(self._apply_command(w, e.data, counters))
-                else:
-                    results.append(None)
+                    continue
+                if e.type == EntryType.CONF_CHANGE:
+                    members = members or _Members(w.members() or {}, pos.conf_state.removed)
+                    members.apply(e.data)
+                results.append(None)
+            if members is not None and members.changed:
+                w.set_members(members.addresses)
             last = entries[-1]
             w.set_position(
                 StatePosition(
