@@ -10,8 +10,10 @@ class Config:
     """Tunables of a core. Times are counted in ``tick()`` calls.
 
     The election timeout is drawn uniformly from [election_ticks, 2*election_ticks) each
-    time it is reset. Lease reads (``read_index(..., lease=True)``) assume that a message's
-    delay plus clock drift stays below ``election_ticks - lease_ticks`` ticks.
+    time it is reset. Lease reads (``read_index(..., lease=True)``) are measured from when
+    the heartbeat a quorum answered was sent, so message delays do not shorten their
+    margin; they assume that over one lease the nodes' tick clocks drift apart by less
+    than ``election_ticks - lease_ticks - 1`` ticks (one tick is lost to rounding).
     """
 
     id: int

@@ -76,7 +76,8 @@ class Progress:
         "inflights",
         "sent_commit",
         "last_active",
-        "last_ack",
+        "acked_round",
+        "heard_since",
     )
 
     def __init__(self, next_index: int, max_inflight: int, max_inflight_bytes: int) -> None:
@@ -88,7 +89,10 @@ class Progress:
         self.inflights = Inflights(max_inflight, max_inflight_bytes)  # Non-empty only in REPLICATE.
         self.sent_commit = 0  # Invariant: highest commit index sent in an AppendEntries.
         self.last_active = 0  # Invariant: leader tick of the last message heard (check-quorum).
-        self.last_ack = -(1 << 62)  # Invariant: leader tick of the last ack of this term (lease).
+        self.acked_round = 0  # Invariant: newest heartbeat round it answered this term (0: none).
+        # Invariant: send tick of a round it answered this term (the newest one still
+        # remembered): it heard from the leader at or after this tick (lease).
+        self.heard_since = -(1 << 62)
 
     def __repr__(self) -> str:
         return (

@@ -42,9 +42,18 @@ Rules, beyond the Raft paper's Figure 2:
   ignores a snapshot at or below its commit index, fast-forwards its commit if its log
   already holds the snapshot's last entry, and otherwise drops its log (Figure 13).
 - ReadIndex (readindex.py): answered only after the leader committed an entry of its
-  term, and confirmed by a quorum heartbeat round. Lease reads skip the round while a
-  quorum acknowledged us within ``lease_ticks`` (< election timeout, so no other leader
-  can have been elected), and never during a leadership transfer.
+  term, and confirmed once a quorum of voters answered a heartbeat round sent after the
+  request arrived. Every heartbeat broadcast is such a round (rounds.py), with an id in
+  ``Heartbeat.context`` that the answer echoes.
+- Leases: lease reads skip the round while a quorum of voters is known to have heard
+  from us within the last ``lease_ticks`` ticks, counted from when the round they
+  answered was SENT, never from when the answer arrived: an answer may arrive seconds
+  late (queued in a transport), after the cluster has elected another leader. A voter
+  that heard from us ignores vote requests for ``election_ticks`` of its own ticks
+  (leader stickiness, election.py), so no other leader can be elected before our lease
+  (``lease_ticks`` < ``election_ticks``) runs out, unless clocks drift apart by more
+  than the difference. Never during a leadership transfer. Check-quorum step-down
+  counts answers when they arrive (it only needs to hear that the others are alive).
 - Leadership transfer: catch the target up, send TimeoutNow (target campaigns at once,
   without pre-vote, and voters skip leader stickiness); refuse proposals meanwhile;
   give up after ``election_ticks``.
@@ -80,6 +89,7 @@ from kvraft.core.progress import Progress, ProgressState
 from kvraft.core.quorum import JointConfig
 from kvraft.core.readindex import ReadIndexQueue
 from kvraft.core.replication import Sender
+from kvraft.core.rounds import HeartbeatRounds
 from kvraft.core.types import (
     NONE,
     AppendEntries,
@@ -136,6 +146,7 @@ class Raft(Sender, Elections):
         self.read_states: list[ReadState] = []  # Confirmed reads not yet handed out.
         self.dropped_reads: list[int] = []  # Reads that will never be answered.
         self.reads = ReadIndexQueue()  # Leader only: pending ReadIndex requests.
+        self.rounds = HeartbeatRounds(self.lease_ticks)  # Leader: heartbeat rounds sent.
         self.now = 0  # Invariant: number of ticks so far (the core's clock).
         self.restarted = hard_state.term > 0  # Was in a cluster before this start.
         # Has been a member itself, so its membership is a real one (election.py).
@@ -170,6 +181,7 @@ class Raft(Sender, Elections):
             self.term = term
             self.vote = NONE
         self.dropped_reads.extend(self.reads.drop_all())
+        self.rounds.forget()
         self.lead = NONE
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
@@ -287,10 +299,11 @@ class Raft(Sender, Elections):
         self.heartbeat_elapsed += 1
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks:
             self.heartbeat_elapsed = 0
-            self._bcast_heartbeat(self.reads.last_context())
+            self._bcast_heartbeat()
 
     def _quorum_tick(self, value_of: Callable[[Progress], int]) -> int:
-        """The latest tick such that a quorum of voters was heard at or after it."""
+        """The latest tick ``t`` such that ``value_of`` is >= ``t`` for a quorum of
+        voters (the leader itself counts as ``now``)."""
         now, me, progress = self.now, self.id, self.progress
         return self.voters.committed_index(
             lambda v: now if v == me else value_of(progress[v]) if v in progress else -(1 << 62)
@@ -300,14 +313,15 @@ class Raft(Sender, Elections):
         return self.now - self._quorum_tick(lambda p: p.last_active) < self.cfg.election_ticks
 
     def lease_valid(self) -> bool:
-        """Leader: may reads be served without a heartbeat round right now?"""
+        """Leader: may reads be served without a heartbeat round right now? Only while a
+        quorum of voters heard from us within ``lease_ticks`` (see the module docstring)."""
         return (
             self.role is Role.LEADER
             and self.cfg.check_quorum
             and self.committed_in_term
             and self.lead_transferee == NONE
             and not self.timeout_now_sent
-            and self.now - self._quorum_tick(lambda p: p.last_ack) < self.lease_ticks
+            and self.now - self._quorum_tick(lambda p: p.heard_since) < self.lease_ticks
         )
 
     # ================================================================= step
@@ -401,7 +415,7 @@ class Raft(Sender, Elections):
         if m.index > self.log.last_index():
             return  # acks something this leader never sent: not from this term's log
         pr = self.progress[m.src]
-        pr.last_active = pr.last_ack = self.now
+        pr.last_active = self.now  # no lease: we cannot tell when what it answers left
         if m.reject:
             next_probe = m.hint_index
             if m.hint_term > 0:
@@ -431,14 +445,19 @@ class Raft(Sender, Elections):
 
     def _handle_heartbeat_response(self, m: HeartbeatResponse) -> None:
         pr = self.progress[m.src]
-        pr.last_active = pr.last_ack = self.now
+        pr.last_active = self.now
+        if m.context > pr.acked_round and m.context <= self.rounds.last:
+            pr.acked_round = m.context
+            sent = self.rounds.sent_at(m.context)
+            if sent is not None:
+                pr.heard_since = sent
         pr.probe_sent = False
         if pr.state is ProgressState.REPLICATE and pr.inflights.full():
             pr.inflights.free_first()
         if pr.match < self.log.last_index():
             self._send_append(m.src, force=True)
         if m.context and m.src in self.voters.ids():
-            self.read_states.extend(self.reads.ack(m.context, m.src, self.voters))
+            self._confirm_reads()
 
     def _maybe_commit(self) -> bool:
         progress = self.progress
@@ -545,7 +564,7 @@ class Raft(Sender, Elections):
                 self._aim_hand_over()
         if self._maybe_commit():
             self._bcast = True
-        self.read_states.extend(self.reads.recheck(self.voters))
+        self._confirm_reads()
 
     def _step_down_removed(self) -> None:
         """A leader that removed or demoted itself steps down at once, handing over to a

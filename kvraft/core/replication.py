@@ -14,6 +14,7 @@ from kvraft.core.log import RaftLog
 from kvraft.core.progress import Progress, ProgressState
 from kvraft.core.quorum import JointConfig
 from kvraft.core.readindex import ReadIndexQueue
+from kvraft.core.rounds import HeartbeatRounds
 from kvraft.core.types import (
     AppendEntries,
     Heartbeat,
@@ -30,6 +31,7 @@ class Sender:
 
     id: int
     term: int
+    now: int
     role: Role
     cfg: Config
     log: RaftLog
@@ -37,6 +39,7 @@ class Sender:
     progress: dict[int, Progress]
     msgs: list[Message]
     reads: ReadIndexQueue
+    rounds: HeartbeatRounds
     read_states: list[ReadState]
     _bcast: bool
     _dirty: set[int]
@@ -44,21 +47,34 @@ class Sender:
     def _send(self, m: Message) -> None:
         self.msgs.append(m)
 
-    def _bcast_heartbeat(self, context: int) -> None:
+    def _bcast_heartbeat(self) -> None:
+        """Send a heartbeat round (its id in ``context``) to every follower; it carries
+        the ReadIndex requests that arrived since the previous round."""
+        round_id = self.rounds.start(self.now)
         commit = self.log.committed
+        self.reads.send_open(round_id, commit)
         for node, pr in self.progress.items():
             if node != self.id:
-                self._send(Heartbeat(self.id, node, self.term, min(pr.match, commit), context))
+                self._send(Heartbeat(self.id, node, self.term, min(pr.match, commit), round_id))
+        self._confirm_reads()  # a quorum of one (a one-voter half of a joint config)
+
+    def _confirm_reads(self) -> None:
+        """Confirm the ReadIndex batches whose round (or a later one) a quorum of voters
+        has answered; the leader counts as having answered every round it sent."""
+        if not self.reads.sent:
+            return
+        me, progress, newest = self.id, self.progress, self.rounds.last
+        quorum_round = self.voters.committed_index(
+            lambda v: newest if v == me else progress[v].acked_round if v in progress else 0
+        )
+        self.read_states.extend(self.reads.confirm(quorum_round))
 
     def flush(self) -> None:
         """Send what proposals, acks and reads since the last flush call for."""
         if self.role is not Role.LEADER:
             return
-        batch = self.reads.send_open(self.log.committed, self.id)
-        if batch is not None:
-            self._bcast_heartbeat(batch.context)
-            if self.voters.has_quorum(batch.acks):  # a one-voter cluster
-                self.read_states.extend(self.reads.ack(batch.context, self.id, self.voters))
+        if self.reads.open:
+            self._bcast_heartbeat()
         targets = list(self.progress) if self._bcast else sorted(self._dirty)
         self._bcast = False
         self._dirty.clear()

@@ -145,3 +145,94 @@ def test_single_node_reads_at_once() -> None:
     c[1].read_index(4)
     c.stabilize()
     assert c.nodes[1].reads == [ReadState(4, c[1].commit)]
+
+
+
+# ---------------------------------------------------------------- lease from send time
+def _late_answers_to_one_round(c: Cluster) -> list[Message]:
+    """Tick every node once: node 1 (the leader) sends a heartbeat round and the
+    followers answer it, but their answers are held back (say, queued while a stream was
+    down) and returned instead of delivered."""
+    held: list[Message] = []
+
+    def hold(m: Message) -> bool:
+        if m.dst == 1 and isinstance(m, HeartbeatResponse):
+            held.append(m)
+            return True
+        return False
+
+    c.tick()
+    c.stabilize(drop=hold)
+    assert len(held) == 2
+    return held
+
+
+def test_a_late_ack_does_not_extend_a_deposed_leaders_lease() -> None:
+    c = Cluster(3, election_ticks=10)  # lease: 8 ticks
+    c.elect(1)
+    c.propose(1, "a")
+    c.stabilize()
+    late = _late_answers_to_one_round(c)  # the followers last heard node 1 now
+    c.isolate(1)
+    for _ in range(7):
+        c.tick()
+        c.stabilize()
+    for m in late:  # 7 ticks late; node 1 is still leader (check-quorum: 10 ticks)
+        c[1].step(m)
+    for _ in range(3):
+        c.tick()
+        c.stabilize()
+    if 1 in c.leaders() and not set(c.leaders()) - {1}:
+        c[2].campaign()  # nodes 2 and 3 are past their election timeout: no stickiness
+        c.stabilize()
+    (new,) = set(c.leaders()) - {1}
+    c.propose(new, "b")
+    c.stabilize()
+    assert 1 in c.leaders(), "node 1 does not know it was deposed"
+    start_recording(c)
+    c[1].read_index(99, lease=True)
+    c.process(1)
+    assert c.nodes[1].reads == [], (
+        f"node 1 answered from its lease at {c.nodes[1].reads} while node {new} has "
+        f"committed up to {c[new].commit}"
+    )
+    assert "send 1->2 Heartbeat" in c.transcript(), "it asks for a heartbeat round instead"
+    c.heal()
+    c.run(2)
+    assert c.nodes[1].dropped == [99] and c.nodes[1].reads == []
+
+
+def test_the_lease_runs_from_when_the_acknowledged_round_was_sent() -> None:
+    c = Cluster(3, election_ticks=10, lease_ticks=4)
+    c.elect(1)
+    c.stabilize()
+    late = _late_answers_to_one_round(c)  # sent at tick 1
+    c.isolate(1)
+    c.tick([1], n=2)
+    for m in late:  # arrive 2 ticks after the round left
+        c[1].step(m)
+    c[1].read_index(1, lease=True)
+    c.process(1)
+    assert [r.request_id for r in c.nodes[1].reads] == [1], "2 ticks after the round left"
+    c.tick([1], n=2)
+    c[1].read_index(2, lease=True)
+    c.process(1)
+    assert [r.request_id for r in c.nodes[1].reads] == [1], (
+        "4 ticks after the round left the lease is over, although its acks came 2 ticks ago"
+    )
+
+
+def test_a_read_is_confirmed_only_by_rounds_sent_after_it_arrived() -> None:
+    c = Cluster(3)
+    c.elect(1)
+    c.stabilize()
+    late = _late_answers_to_one_round(c)
+    c[1].read_index(5)
+    c.process(1)
+    c.network.clear()  # the read's own round is lost
+    for m in late:  # answers to the round before the read
+        c[1].step(m)
+    c.process(1)
+    assert c.nodes[1].reads == []
+    c.run(1)  # the next periodic round confirms it
+    assert c.nodes[1].reads == [ReadState(5, c[1].commit)]

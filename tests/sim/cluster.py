@@ -131,8 +131,17 @@ class SimOptions:
     max_delay_ticks: int | None = None
     """If set, the network delivers every message within this many global ticks of its
     sending (before time moves on) unless it is dropped or cut: a bounded-delay network
-    without clock drift, the assumption lease reads rest on. Lease reads are issued only
-    then (otherwise read_index(lease=True) is sent as a plain ReadIndex)."""
+    without clock drift."""
+    no_drift: bool = False
+    """Every tick is a tick of all live nodes (no clock drift), however long messages
+    take: the assumption lease reads rest on, since a lease runs from when the heartbeat
+    a quorum answered was sent. See ``lease_reads``."""
+
+    @property
+    def lease_reads(self) -> bool:
+        """Are lease reads issued (otherwise read_index(lease=True) is sent as a plain
+        ReadIndex)? Only without clock drift (a bounded-delay network has none)."""
+        return self.check_quorum and (self.no_drift or self.max_delay_ticks is not None)
 
     def config(self, node: int, applied: int) -> Config:
         return Config(
@@ -378,6 +387,8 @@ class Cluster:
             return "no message"
         i %= len(self.net.inflight)
         seq, msg = self.net.inflight[i].seq, self.net.inflight[i].msg
+        if self.net.waits(i):
+            return f"#{seq} waits (link {msg.src}->{msg.dst} stalled)"
         got = self.net.take(i)
         sent = self.sent_at.pop(seq, self.now)
         if got is None:
@@ -431,6 +442,19 @@ class Cluster:
     def cut_one_way(self, src: int, dst: int) -> str:
         self.net.cut_one_way(src, dst)
         return f"cut {src}->{dst}"
+
+    def stall(self, node: int) -> str:
+        """Node's links hold what they carry (its streams are down, senders queue); only
+        with unbounded delays."""
+        assert self.opts.max_delay_ticks is None, "a stall breaks the delay bound"
+        self.net.stall_node(node, self.ids())
+        return f"stall n{node}: {self.net.describe_stalls()}"
+
+    def release(self, node: int, *, inbound: bool) -> str:
+        """What waits on the stalled links into (or out of) ``node`` may now arrive,
+        late; the links stay stalled."""
+        n = self.net.release(dst=node) if inbound else self.net.release(src=node)
+        return f"release {n} {'into' if inbound else 'out of'} n{node}"
 
     def heal(self) -> str:
         self.net.heal()
@@ -503,8 +527,8 @@ class Cluster:
         n = self.nodes[node]
         if n.raw is None:
             return "down"
-        if lease and self.opts.max_delay_ticks is None:
-            lease = False  # lease reads are only safe with bounded delays
+        if lease and not self.opts.lease_reads:
+            lease = False  # lease reads are only safe without clock drift
         req = self.next_req
         self.next_req += 1
         try:

@@ -51,7 +51,8 @@ class Converged:
 
 
 def pump(cluster: Cluster, rng: random.Random) -> None:
-    """Process every Ready and deliver every message until nothing moves (no losses)."""
+    """Process every Ready and deliver every message (but those a stalled link holds)
+    until nothing moves (no losses)."""
     for _ in range(MAX_PUMP_PASSES):
         moved = False
         for n in cluster.live():
@@ -60,7 +61,14 @@ def pump(cluster: Cluster, rng: random.Random) -> None:
             cluster.observe()
         batch = len(cluster.net.inflight)
         for _ in range(batch):
-            what = cluster.deliver(rng.randrange(len(cluster.net.inflight)))
+            net = cluster.net
+            if not net.stalled:
+                what = cluster.deliver(rng.randrange(len(net.inflight)))
+            else:
+                ready = [i for i in range(len(net.inflight)) if not net.waits(i)]
+                if not ready:
+                    break
+                what = cluster.deliver(ready[rng.randrange(len(ready))])
             cluster.log(f"  deliver {what}")
             cluster.observe()
             moved = True

@@ -10,6 +10,10 @@ Theory of operation
   envelope whose link is cut when the driver tries to deliver it is lost (as a TCP stream
   broken by the partition would lose it); links are checked at delivery, not at send, so
   a message sent just before a partition can still be lost by it.
+- A stalled link (a stream that is down while its sender queues) loses nothing: its
+  envelopes wait on the wire. Releasing it lets the envelopes waiting now through, late,
+  after whatever happened meanwhile (the stream came back, drained its queue and went
+  down again); later ones wait again until the next release or ``heal``.
 - The network owns no randomness: callers pass indexes they chose from their own seeded
   ``random.Random`` (or from hypothesis), so a schedule replays exactly.
 """
@@ -50,6 +54,10 @@ class SimNetwork:
     """Envelopes sent and not yet delivered or dropped, in send order."""
     cut: set[tuple[int, int]] = field(default_factory=set)
     """Directed links (src, dst) that lose every envelope delivered over them."""
+    stalled: set[tuple[int, int]] = field(default_factory=set)
+    """Directed links whose envelopes wait (are not delivered) until released."""
+    released: set[int] = field(default_factory=set)
+    """Seqs of envelopes on stalled links that may be delivered all the same."""
     next_seq: int = 1
     """Invariant: greater than the seq of every envelope ever created."""
     stats: NetStats = field(default_factory=NetStats)
@@ -70,6 +78,7 @@ class SimNetwork:
         """Remove envelope ``i`` (0 <= i < len) for delivery. Returns None (and counts a
         loss) if its link is cut; the caller delivers what it gets."""
         env = self.inflight.pop(i)
+        self.released.discard(env.seq)
         if (env.msg.src, env.msg.dst) in self.cut:
             self.stats.cut += 1
             return None
@@ -122,8 +131,33 @@ class SimNetwork:
     def isolate(self, node: int, others: Iterable[int]) -> None:
         self.partition([[node], [o for o in others if o != node]])
 
+    def stall_node(self, node: int, others: Iterable[int]) -> None:
+        """Every link from and to ``node`` holds its envelopes until released."""
+        for o in others:
+            if o != node:
+                self.stalled.add((node, o))
+                self.stalled.add((o, node))
+
+    def release(self, *, src: int | None = None, dst: int | None = None) -> int:
+        """Let through what waits now on the stalled links from ``src`` (or to ``dst``);
+        the links stay stalled. Returns how many envelopes were let through."""
+        n = 0
+        for i, env in enumerate(self.inflight):
+            if self.waits(i) and (env.msg.src == src or env.msg.dst == dst):
+                self.released.add(env.seq)
+                n += 1
+        return n
+
+    def waits(self, i: int) -> bool:
+        """Is envelope ``i`` held by a stalled link?"""
+        env = self.inflight[i]
+        return (env.msg.src, env.msg.dst) in self.stalled and env.seq not in self.released
+
     def heal(self) -> None:
+        """Restore every cut and release every stalled link."""
         self.cut.clear()
+        self.stalled.clear()
+        self.released.clear()
 
     def connected(self, src: int, dst: int) -> bool:
         return (src, dst) not in self.cut
@@ -132,3 +166,6 @@ class SimNetwork:
         if not self.cut:
             return "none"
         return " ".join(f"{s}->{d}" for s, d in sorted(self.cut))
+
+    def describe_stalls(self) -> str:
+        return " ".join(f"{s}->{d}" for s, d in sorted(self.stalled)) or "none"

@@ -1,9 +1,10 @@
 """Random schedules from one seed: the engine of the seed runner (``python -m tests.sim``).
 
 A schedule draws the cluster's knobs (pre-vote, check-quorum, flow-control limits, a
-bounded-delay network or not) and then ``steps`` actions, each chosen with fixed weights
-from the state of the cluster. Every random choice comes from ``random.Random(seed)``, so
-``run_schedule(seed, ...)`` replays exactly; with ``trace`` it prints every step.
+bounded-delay network or not, clock drift or not) and then ``steps`` actions, each
+chosen with fixed weights from the state of the cluster. Every random choice comes from
+``random.Random(seed)``, so ``run_schedule(seed, ...)`` replays exactly; with ``trace``
+it prints every step.
 
 Every ``CONVERGE_EVERY`` steps and at the end the schedule heals everything and requires
 liveness (``liveness.converge``). Any exception -- a SafetyViolation, a LivenessFailure, a
@@ -16,7 +17,7 @@ from __future__ import annotations
 import random
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kvraft.core.types import ConfChangeType, EntryType
 from tests.sim.cluster import Cluster, SimOptions
@@ -40,6 +41,8 @@ WEIGHTS: tuple[tuple[str, float], ...] = (
     ("duplicate", 1.5),
     ("partition", 0.6),
     ("cut_one_way", 0.6),
+    ("stall", 0.4),
+    ("release", 1.0),
     ("heal", 1.2),
     ("crash", 0.6),
     ("bounce", 0.6),
@@ -54,6 +57,7 @@ _NEEDS = {
     "drop": "messages",
     "duplicate": "messages",
     "restart": "down",
+    "release": "stalled",
     "propose": "leader",
     "read": "leader",
     "transfer": "leader",
@@ -82,7 +86,7 @@ class Outcome:
 
 def random_options(rng: random.Random, nodes: int) -> SimOptions:
     bounded = rng.random() < 0.3
-    return SimOptions(
+    opts = SimOptions(
         nodes=nodes,
         election_ticks=rng.choice((4, 6, 10)),
         pre_vote=rng.random() < 0.8,
@@ -92,6 +96,10 @@ def random_options(rng: random.Random, nodes: int) -> SimOptions:
         max_bytes_per_msg=rng.choice((64, 1 << 20)),
         max_delay_ticks=2 if bounded else None,
     )
+    # Lease reads with unbounded delays: answers to heartbeats may arrive very late.
+    if not bounded and opts.check_quorum and rng.random() < 0.4:
+        opts = replace(opts, no_drift=True)
+    return opts
 
 
 class Schedule:
@@ -128,13 +136,14 @@ class Schedule:
         have = {
             "messages": bool(c.net.inflight),
             "down": any(not n.alive for n in c.nodes.values()),
+            "stalled": bool(c.net.stalled),
             "leader": bool(c.leaders()) or self.rng.random() < 0.1,
         }
         names = [a for a, _ in WEIGHTS if have.get(_NEEDS.get(a, ""), True)]
         weights = [w for a, w in WEIGHTS if have.get(_NEEDS.get(a, ""), True)]
         if not c.leaders() and not c.net.inflight:  # let time pass while nothing happens
             weights[names.index("tick")] *= 3
-        if c.opts.max_delay_ticks is not None and "read" in names:  # lease reads are on
+        if c.opts.lease_reads and "read" in names:
             weights[names.index("read")] *= 3
         return self.rng.choices(names, weights)[0]
 
@@ -153,7 +162,7 @@ class Schedule:
         if action == "tick":
             return c.tick_all()
         if action == "tick_one":
-            if c.opts.max_delay_ticks is not None:  # no clock drift when leases are on
+            if c.opts.no_drift or c.opts.max_delay_ticks is not None:  # no clock drift
                 return c.tick_all()
             n = self._node()
             return f"n{n} {c.tick(n)}"
@@ -190,6 +199,15 @@ class Schedule:
         if action == "cut_one_way":
             a, b = rng.sample(c.ids(), 2)
             return c.cut_one_way(a, b)
+        if action == "stall":  # e.g. the leader's streams go down; answers queue
+            if c.opts.max_delay_ticks is not None:
+                return "no stall (bounded delays)"
+            n = self._leader_or_any() if rng.random() < 0.7 else self._node()
+            return c.stall(n)
+        if action == "release":  # some queues drain, late; new messages wait again
+            src, dst = rng.choice(sorted(c.net.stalled))
+            inbound = rng.random() < 0.5
+            return c.release(dst if inbound else src, inbound=inbound)
         if action == "heal":
             return c.heal()
         if action == "crash":
