@@ -53,6 +53,7 @@ class DriverConfig:
     snapshot_entries: int = 10_000  # applied entries between automatic snapshots (0 = never)
     max_inflight_proposals: int = 4096  # proposals admitted and not yet applied
     max_inflight_bytes: int = 64 << 20  # their total size in bytes
+    max_pending_reads: int = 16384  # ReadIndex/lease reads admitted and not yet answered
 
 
 @dataclass(frozen=True, slots=True)

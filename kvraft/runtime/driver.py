@@ -30,6 +30,9 @@ network, exactly as the deterministic simulator does in tests:
 - **Reads** (ReadIndex) resolve with their read index once applied >= it.
 - **Backpressure.** At most ``max_inflight_proposals`` proposals and
   ``max_inflight_bytes`` bytes in flight; beyond that ``propose`` raises Overloaded.
+  Likewise at most ``max_pending_reads`` reads wait for their read index (a leader
+  without a quorum holds them until it steps down); beyond that ``read_index`` raises
+  Overloaded.
 - **Snapshots.** After ``snapshot_entries`` applied entries the state machine writes a
   snapshot on a separate thread (a consistent read view; writes go on), then the log is
   compacted behind it on the I/O thread. InstallSnapshot messages are streamed by the
@@ -143,7 +146,7 @@ class Driver:
         self._proposals = ProposalTracker(
             config.max_inflight_proposals, config.max_inflight_bytes
         )
-        self._reads = ReadWaiters()
+        self._reads = ReadWaiters(config.max_pending_reads)
         self._freshness = Freshness()
         self._freshness.applied(applied_index)
         self._acks: dict[int, float] = {}  # leader only: peer -> last ack time this term
@@ -251,12 +254,19 @@ class Driver:
 
     async def read_index(self, *, lease: bool = False) -> int:
         """Linearizable read barrier: returns a read index once applied >= it; the caller
-        then reads its local state. Raises NotLeader or DriverStopped."""
+        then reads its local state. Raises NotLeader, Overloaded (too many reads pending)
+        or DriverStopped."""
         return await self.read_index_nowait(lease=lease)
 
     def read_index_nowait(self, *, lease: bool = False) -> asyncio.Future[int]:
-        """As ``read_index`` but returns the future at once."""
+        """As ``read_index`` but returns the future at once. Overloaded/DriverStopped are
+        raised right away."""
         fut: asyncio.Future[int] = self._new_future()
+        try:
+            self._reads.admit()
+        except Exception:
+            fut.cancel()
+            raise
 
         def work() -> None:
             rid = self._reads.new_request(fut)
@@ -333,6 +343,7 @@ class Driver:
             "reads_pending": r.pending(),
             "reads_requested": r.requested,
             "reads_failed": r.failed,
+            "reads_overloaded": r.overloaded,
         }
 
     def staleness(self) -> float | None:

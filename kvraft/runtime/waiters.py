@@ -128,16 +128,40 @@ def _lost(index: int) -> Exception:
 
 
 class ReadWaiters:
-    """ReadIndex reads: waiting for the core's ReadState, then for applied >= its index."""
+    """ReadIndex reads: waiting for the core's ReadState, then for applied >= its index.
 
-    def __init__(self) -> None:
+    Admission: ``admit`` reserves room for a read (or raises Overloaded once
+    ``max_pending`` reads are admitted and not finished); ``new_request`` then registers
+    it, using the reservation. A read is finished once its future is resolved here."""
+
+    def __init__(self, max_pending: int = 16384) -> None:
+        if max_pending < 1:
+            raise ValueError(f"max_pending_reads must be >= 1, got {max_pending}")
+        self.max_pending = max_pending  # admission limit on reserved + pending()
+        self.overloaded = 0  # reads refused by ``admit`` (monotonic)
+        self._reserved = 0  # admitted, not yet registered by new_request; >= 0
         self._next_id = 1  # next request id handed to the core; ids are never reused
         self.failed = 0  # reads failed by drop/fail_*: no read index for them (monotonic)
         self._unanswered: dict[int, asyncio.Future[int]] = {}  # id -> caller, no index yet
         self._by_index: list[tuple[int, int, asyncio.Future[int]]] = []  # heap (index, id, fut)
 
+    def admit(self) -> None:
+        """Reserve room for one read, to be registered by ``new_request``, or raise
+        Overloaded (too many reads admitted and not yet answered)."""
+        busy = self._reserved + self.pending()
+        if busy >= self.max_pending:
+            self.overloaded += 1
+            raise Overloaded(
+                f"too many reads pending ({busy}; the limit is {self.max_pending}): "
+                "back off and retry"
+            )
+        self._reserved += 1
+
     def new_request(self, future: asyncio.Future[int]) -> int:
-        """Register a read; returns the request id to pass to the core."""
+        """Register a read admitted by ``admit``; returns the request id to pass to the
+        core."""
+        assert self._reserved > 0, "read registered without admission"
+        self._reserved -= 1
         rid = self._next_id
         self._next_id += 1
         self._unanswered[rid] = future

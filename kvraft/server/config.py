@@ -45,6 +45,7 @@ class Limits:
     max_txn_ops: int = 128  # compares + success ops + failure ops of one txn
     max_inflight_proposals: int = 4096
     max_inflight_bytes: int = 64 << 20
+    max_pending_reads: int = 16384  # linearizable/lease reads waiting for their read index
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +291,7 @@ def finish(d: _Draft) -> NodeConfig:
         raise ConfigError("raft.lease_reads needs raft.check_quorum = true")
     lim = d.limits
     for name in ("max_key_bytes", "max_value_bytes", "max_request_bytes", "max_txn_ops",
-                 "max_inflight_proposals", "max_inflight_bytes"):
+                 "max_inflight_proposals", "max_inflight_bytes", "max_pending_reads"):
         if getattr(lim, name) < 1:
             raise ConfigError(f"limits.{name} must be >= 1")
     if d.metrics is not None:

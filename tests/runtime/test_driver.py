@@ -207,6 +207,31 @@ def test_backpressure_by_bytes() -> None:
     run(t, max_inflight_bytes=100)
 
 
+def test_pending_reads_are_bounded() -> None:
+    """A leader that cannot confirm reads (here: its Ready loop is held in a save) must
+    not pile them up without end: beyond max_pending_reads a read is refused at once
+    with Overloaded, and admitted again once the pending ones are answered."""
+
+    async def t(rig: Rig) -> None:
+        rig.log.gate.clear()
+        write = asyncio.ensure_future(rig.driver.propose(b"a=1"))
+        await until(lambda: len(rig.node.log) == 1)  # the Ready loop waits in save()
+        held = [rig.driver.read_index_nowait() for _ in range(2)]
+        with pytest.raises(Overloaded, match=r"too many reads pending \(2; the limit is 2\)"):
+            rig.driver.read_index_nowait()  # refused before it is even queued
+        await until(lambda: len(rig.node.pending_reads) == 2)
+        with pytest.raises(Overloaded, match="reads pending"):
+            await rig.driver.read_index(lease=True)
+        assert rig.driver.counters()["reads_overloaded"] == 2
+        rig.log.gate.set()
+        await write
+        assert all(i <= rig.driver.applied for i in await asyncio.gather(*held))
+        assert await rig.driver.read_index() <= rig.driver.applied
+        assert rig.driver.counters()["reads_pending"] == 0
+
+    run(t, max_pending_reads=2)
+
+
 def test_read_index_resolves_once_applied() -> None:
     async def t(rig: Rig) -> None:
         await rig.driver.propose(b"a=1")

@@ -71,6 +71,8 @@ def test_reads_wait_for_applied_index() -> None:
         w = ReadWaiters()
         f1: asyncio.Future[int] = loop.create_future()
         f2: asyncio.Future[int] = loop.create_future()
+        w.admit()
+        w.admit()
         r1, r2 = w.new_request(f1), w.new_request(f2)
         assert r1 != r2
         w.answered(r1, 5, applied=7)
@@ -109,3 +111,28 @@ def test_quorum_time_is_the_majority_ack() -> None:
     assert quorum_time(1, voters, {2: 4.0}, now=10.0) == 4.0
     assert quorum_time(1, voters, {2: 4.0, 3: 8.0}, now=10.0) == 8.0
     assert quorum_time(1, frozenset({1}), {}, now=10.0) == 10.0
+
+
+def test_reads_admitted_and_not_answered_are_bounded() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        w = ReadWaiters(max_pending=2)
+        w.admit()  # reserved, not registered yet: counts
+        r1 = w.new_request(loop.create_future())
+        w.admit()
+        with pytest.raises(Overloaded, match=r"too many reads pending \(2; the limit is 2\)"):
+            w.admit()
+        r2 = w.new_request(loop.create_future())
+        w.answered(r1, 5, applied=3)  # has its index, waits for applied: still pending
+        with pytest.raises(Overloaded):
+            w.admit()
+        w.drop(r2, OutcomeUnknown("gone"))
+        w.admit()  # a dropped read makes room
+        w.new_request(loop.create_future())
+        w.applied_to(5)
+        w.admit()  # and so does an answered one
+        assert w.overloaded == 2
+        with pytest.raises(ValueError, match="max_pending_reads"):
+            ReadWaiters(max_pending=0)
+    finally:
+        loop.close()
