@@ -42,8 +42,12 @@ async def deliver_verified_snapshot(
 class MachineAdapter:
     """runtime.base.StateMachine over a KvStateMachine (same threading rules)."""
 
-    def __init__(self, machine: KvStateMachine) -> None:
+    def __init__(
+        self, machine: KvStateMachine, on_restored: Callable[[], object] | None = None
+    ) -> None:
         self.machine = machine  # the KV state machine; shared with the read path
+        # called (on the I/O thread) once a snapshot has replaced the state
+        self._on_restored = on_restored
 
     def applied(self) -> tuple[int, int]:
         return self.machine.applied()
@@ -58,4 +62,7 @@ class MachineAdapter:
         return local_snapshot(self.machine.write_snapshot())
 
     def restore_snapshot(self, path: str, meta: SnapshotMeta) -> LocalSnapshot:
-        return local_snapshot(self.machine.restore_snapshot(path, meta))
+        restored = local_snapshot(self.machine.restore_snapshot(path, meta))
+        if self._on_restored is not None:
+            self._on_restored()
+        return restored

@@ -38,7 +38,7 @@ from kvraft.server.grpc_metrics import GrpcMetrics
 from kvraft.server.kv_service import KvService
 from kvraft.server.logs import announce_serving
 from kvraft.server.machine import MachineAdapter, deliver_verified_snapshot, local_snapshot
-from kvraft.server.members import AddressBook
+from kvraft.server.members import LEGACY_CACHE, AddressBook, take_legacy_cache
 from kvraft.server.metrics import MetricSources, MetricsServer, build_registry
 from kvraft.server.timing import DiskTimings, TimedLog, TimedStateMachine
 from kvraft.storage.lmdb_log import LmdbLogStore
@@ -103,7 +103,7 @@ class Node:
         snapshots = SnapshotDir(cfg.snapshot_dir, keep=cfg.raft.snapshots_kept)
         machine = self.machine = KvStateMachine(LmdbStateStore(store.env), snapshots)
         how = recovery.prepare(store, machine, snapshots, peers=cfg.peers, join=cfg.join)
-        book = self.book = AddressBook(cfg.data_dir / "members.json", cfg.peers)
+        book = self.book = AddressBook(cfg.peers, self._load_members(machine))
         applied, _term = machine.applied()
         r = cfg.raft
         core = RawNode(
@@ -128,7 +128,10 @@ class Node:
             on_snapshot_status=self._on_snapshot_status,
         )
         timed_log: DurableLog = store
-        timed_machine: StateMachine = MachineAdapter(machine)
+        loop = asyncio.get_running_loop()
+        timed_machine: StateMachine = MachineAdapter(
+            machine, lambda: loop.call_soon_threadsafe(self._reload_members)
+        )
         if cfg.metrics:
             timed_log = TimedLog(store, self.disk_timings)
             timed_machine = TimedStateMachine(timed_machine, self.disk_timings)
@@ -142,7 +145,6 @@ class Node:
                 snapshot_entries=r.snapshot_entries,
                 max_inflight_proposals=cfg.limits.max_inflight_proposals,
                 max_inflight_bytes=cfg.limits.max_inflight_bytes,
-                max_pending_reads=cfg.limits.max_pending_reads,
             ),
             latest_snapshot=local_snapshot(latest) if latest is not None else None,
             on_membership=self._on_membership,
@@ -261,7 +263,28 @@ class Node:
 
     def _on_membership(self, cc: ConfChange, cs: ConfState) -> None:
         assert self.book is not None and self.transport is not None
-        if self.book.apply(cc):
+        if self.book.apply(cc, cs):
+            self.transport.update_peers(self.book.all())
+
+    def _load_members(self, machine: KvStateMachine) -> dict[int, str]:
+        """The replicated address record; a data dir of an older build seeds it (once)
+        from that build's address cache file, which is then deleted."""
+        legacy = take_legacy_cache(self.config.data_dir)
+        if legacy is not None:
+            if machine.seed_members(legacy):
+                self._log.info("address cache moved into the state store", members=legacy)
+            (self.config.data_dir / LEGACY_CACHE).unlink(missing_ok=True)
+        return machine.members() or {}
+
+    def _reload_members(self) -> None:
+        """Event loop, after a snapshot install (queued by the I/O thread before the
+        driver hears of the install, so before any later conf change reaches the book):
+        the book follows the installed record; the transport learns every address."""
+        assert self.book is not None and self.transport is not None
+        assert self.machine is not None
+        members = self.machine.members()
+        if members is not None and self.book.reload(members):
+            self._log.info("addresses from the installed snapshot", members=members)
             self.transport.update_peers(self.book.all())
 
     # ------------------------------------------------------------------ health

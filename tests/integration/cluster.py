@@ -112,14 +112,18 @@ class Cluster:
         return ",".join(f"{n.node_id}={n.address}" for n in self.nodes.values())
 
     # ------------------------------------------------------------------ processes
-    def start(self, node_id: int | None = None, *, wait: bool = True, join: bool = False) -> None:
-        """Start one node (or every node) and wait for its "serving" line."""
+    def start(self, node_id: int | None = None, *, wait: bool = True, join: bool = False,
+              peers: str | None = None) -> None:
+        """Start one node (or every node) and wait for its "serving" line. ``peers``
+        (``id=host:port,...``) replaces the full --peers list; the node then listens on
+        its address via --listen."""
         ids = [node_id] if node_id is not None else list(self.nodes)
         for i in ids:
             n = self.nodes[i]
             cmd = [
                 sys.executable, "-m", "kvraft.cli.main", "serve",
-                "--id", str(i), "--peers", self.peers_flag, "--data-dir", str(n.data_dir),
+                "--id", str(i), "--peers", peers or self.peers_flag, "--data-dir", str(n.data_dir),
+                *(["--listen", n.address] if peers else []),
                 "--tick-ms", str(TICK_MS), "--election-ticks", str(ELECTION_TICKS),
                 "--log-format", "json", "--log-file", str(n.log_path),
                 *(["--join"] if join else []),
