@@ -32,6 +32,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -380,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         workloads = [WORKLOADS[w] for w in args.workloads.split(",") if w]
     except KeyError as exc:
         ap.error(f"unknown workload {exc}; choose from {', '.join(WORKLOADS)}")
+    own_workdir = args.workdir is None  # ours to delete once everything went well
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="kvraft-bench-", dir="/tmp"))
     common = ["--duration", str(args.duration), "--warmup", str(args.warmup),
               "--value-size", str(args.value_size)]
@@ -406,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"{w.name} rep {rep + 1} {name}: {r['ops_per_s']:,.0f} ops/s "
                         f"p50 {lm['p50']} p99 {lm['p99']} ms err {r['errors']} "
                         f"other_cpu {r['other_cpu_cores']}")
+    if own_workdir:  # kept after a failure: the node logs are in it
+        shutil.rmtree(workdir, ignore_errors=True)
     table = render(summarize(results), workloads, args.reps, args.duration)
     print(table)
     if args.markdown:
