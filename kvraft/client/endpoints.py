@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 
 from kvraft._pb.kvraft.v1 import admin_pb2_grpc, kv_pb2_grpc
+from kvraft.client.failure import Failure, Kind
 from kvraft.client.mux import BatchStream
 
 # Reconnect quickly to a node that comes back (grpc's default backoff reaches 120 s).
@@ -60,8 +61,12 @@ class Endpoint:
     batch_supported: bool = True  # False once the node answered UNIMPLEMENTED to Batch
     failures: int = 0  # consecutive connection failures
     down_until: float = 0.0  # monotonic time before which the node is skipped
+    closed: bool = False  # set by close(); no channel or stream is opened after it
 
     def connect(self) -> None:
+        """Open the channel if needed; a Failure (FATAL) once the client is closed."""
+        if self.closed:
+            raise Failure(Kind.FATAL, "CANCELLED", "the client is closed", self.address)
         if self.channel is None:
             self.channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
             self.kv = kv_pb2_grpc.KVStub(self.channel)
@@ -74,6 +79,7 @@ class Endpoint:
         return self.stream
 
     async def close(self) -> None:
+        self.closed = True
         if self.stream is not None:
             await self.stream.close()
             self.stream = None
@@ -156,7 +162,10 @@ class EndpointPool:
         """The node refused a connection: skip it for a while, forget it as leader."""
         ep = self.get(address)
         ep.failures += 1
-        ep.down_until = time.monotonic() + min(DOWN_CAP, DOWN_BASE * 2 ** (ep.failures - 1))
+        # every concurrent request that failed counts: bound the exponent (2.0 ** 1100
+        # overflows a float)
+        doubling = min(ep.failures - 1, 16)
+        ep.down_until = time.monotonic() + min(DOWN_CAP, DOWN_BASE * 2 ** doubling)
         if self.leader == address:
             self.leader = None
 

@@ -16,9 +16,7 @@ any number of tasks may be in flight at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -42,6 +40,7 @@ class BatchStream:
         self._pending: dict[int, asyncio.Future[Any]] = {}  # id -> future, while in flight
         self._queue: asyncio.Queue[Any] | None = None  # requests to write; None = closed
         self._reader: asyncio.Task[None] | None = None  # resolves futures; None = no stream
+        self._tasks: set[asyncio.Task[None]] = set()  # readers and writers not yet finished
         self._call: Any = None  # the grpc.aio stream-stream call while open
         self._closed = False  # set by close(); no new requests after it
 
@@ -53,24 +52,33 @@ class BatchStream:
         queue: asyncio.Queue[Any] = asyncio.Queue()
         self._queue = queue
         server_packs = [False]  # set once the server's initial metadata says it unpacks
+        # reader/writer style (no request iterator): both tasks are ours to end and await
+        self._call = call = self._stub.Batch(metadata=PACKING)
+        loop = asyncio.get_running_loop()
+        self._reader = loop.create_task(self._read(call, queue, server_packs))
+        for task in (self._reader, loop.create_task(self._write(call, queue, server_packs))):
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-        async def requests() -> AsyncIterator[Any]:
+    async def _write(self, call: Any, queue: asyncio.Queue[Any], server_packs: list[bool]) -> None:
+        """Write the queued requests until the sentinel None, then half-close. A broken
+        stream ends it with an error, which the reader reports to the requests."""
+        try:
             while True:
                 item = await queue.get()
                 if item is None:
-                    return
+                    break
                 # requests that queued up while the previous message was being written
                 # go out together (kv.proto, Batch packing)
                 if server_packs[0] and queue.empty() and len(self._pending) > 1:
                     await asyncio.sleep(LINGER_S)
                 end = server_packs[0] and not queue.empty() and pack(item, queue, None)
-                yield item
+                await call.write(item)
                 if end:
-                    return
-
-        self._call = self._stub.Batch(requests(), metadata=PACKING)
-        self._reader = asyncio.get_running_loop().create_task(
-            self._read(self._call, queue, server_packs))
+                    break
+            await call.done_writing()
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            pass  # the call is over (the reader says why)
 
     def _resolve(self, resp: Any) -> None:
         fut = self._pending.pop(resp.id, None)
@@ -81,7 +89,7 @@ class BatchStream:
         failure: Failure | BatchUnsupported
         try:
             server_packs[0] = announces_packing(await call.initial_metadata())
-            async for resp in call:
+            while (resp := await call.read()) is not grpc.aio.EOF:
                 self._resolve(resp)
                 for packed in resp.more:
                     self._resolve(packed)
@@ -96,8 +104,10 @@ class BatchStream:
             failure = Failure(Kind.IN_DOUBT, "CANCELLED", "the client closed the stream",
                               self.endpoint)
         finally:
+            queue.put_nowait(None)  # the writer ends
             if self._queue is queue:  # this stream is over; the next request opens anew
                 self._queue, self._reader, self._call = None, None, None
+        # every request of this stream fails, once; later ones go to the next stream
         pending, self._pending = self._pending, {}
         for fut in pending.values():
             if not fut.done():
@@ -128,16 +138,16 @@ class BatchStream:
         return getattr(resp, kind)
 
     async def close(self) -> None:
-        """End the stream; requests still in flight fail (in doubt)."""
+        """End the stream and wait for its tasks; requests still in flight fail (in
+        doubt). Idempotent."""
         self._closed = True
         if self._queue is not None:
             self._queue.put_nowait(None)
-        call, reader = self._call, self._reader
-        if call is not None:
-            call.cancel()
-            with contextlib.suppress(Exception):
-                await call.code()  # let grpc finish its own bookkeeping of the call
-        if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        if self._call is not None:
+            self._call.cancel()
+        while self._tasks:  # a stream re-opened meanwhile has tasks too
+            tasks = set(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks -= tasks

@@ -180,6 +180,8 @@ class Caller:
         backoffs = 0
         quick = 0  # immediate retries (redirect, next node) since the last backoff
         while True:
+            if self._closed:  # close() while this call was under way
+                raise self._closed_error(what, in_doubt and write)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise self._final(what, last, in_doubt and write, budget)
@@ -199,6 +201,8 @@ class Caller:
                     self._pool.set_leader(ep.address)
                 return result
             in_doubt = in_doubt or last.in_doubt
+            if self._closed:
+                raise self._closed_error(what, in_doubt and write)
             kind = last.kind
             retry_now = False
             if kind is Kind.INVALID:
@@ -232,6 +236,15 @@ class Caller:
             self.stats.backoffs += 1
             await self._backoff(backoffs, deadline - loop.time())
             backoffs += 1
+
+    @staticmethod
+    def _closed_error(what: str, outcome_unknown: bool) -> errors.ClientError:
+        if outcome_unknown:
+            return errors.OutcomeUnknown(
+                f"{what}: outcome unknown: the client was closed while it was in flight; "
+                f"it is applied at most once; read it back to see whether it happened",
+                code="CANCELLED")
+        return errors.ClientClosed(f"{what}: the client was closed", code="CANCELLED")
 
     def _final(self, what: str, last: Failure | None, outcome_unknown: bool,
                budget: float) -> errors.ClientError:
@@ -285,6 +298,9 @@ class Caller:
     async def close(self) -> None:
         """Close every channel and stream; later calls raise ClientClosed."""
         self._closed = True
+        if self._discovery is not None:
+            self._discovery.cancel()
+            await asyncio.gather(self._discovery, return_exceptions=True)
         await self._pool.close()
 
 
