@@ -5,11 +5,16 @@ them all."""
 
 from __future__ import annotations
 
+import json
+import signal
+
 import grpc
+import lmdb
 import pytest
 
 from kvraft._pb.kvraft.v1 import admin_pb2 as apb
 from kvraft._pb.kvraft.v1 import kv_pb2 as pb
+from kvraft.storage.state import DB_META
 
 from .cluster import Cluster, Node, get, put, status_code, wait_until
 
@@ -76,3 +81,27 @@ def test_a_node_joining_after_compaction_learns_every_address(compacting: Cluste
             assert get(n, b"addr/led-by-4", consistency=pb.STALE).kvs[0].value == b"yes"
     finally:
         c.close()
+
+
+def test_a_data_dir_of_an_older_build_starts_with_its_address_cache(cluster: Cluster) -> None:
+    """An older build kept learned addresses only in members.json: the node starts, the
+    file seeds the replicated record (then goes), and the node still names every member
+    though its --peers names only itself."""
+    c = cluster
+    put(c.leader(), b"old/k", b"v")
+    n = c.nodes[3]
+    c.kill(3, signal.SIGTERM)
+    env = lmdb.open(str(n.data_dir / "db"), max_dbs=16, subdir=True)
+    try:  # make it look like an older build's data dir: no record, the cache file
+        with env.begin(write=True) as txn:
+            assert txn.delete(b"members", db=env.open_db(DB_META, txn=txn))
+    finally:
+        env.close()
+    want = {m.node_id: m.address for m in c.nodes.values()}
+    (n.data_dir / "members.json").write_text(json.dumps({str(i): a for i, a in want.items()}))
+    c.start(3, peers=f"3={n.address}")
+    assert {m.id: m.address for m in n.status().membership} == want
+    assert not (n.data_dir / "members.json").exists()
+    put(c.leader(), b"old/k2", b"v2")
+    c.wait_applied(n, c.leader().status().commit_index)
+    assert get(n, b"old/k2", consistency=pb.STALE).kvs[0].value == b"v2"
