@@ -9,6 +9,12 @@ up while one message is being written go out packed into the next one, and the s
 packs answers likewise (kv.proto: ``more``), once each side has said it understands:
 under load, one stream message carries many operations, which is where the CPU goes.
 
+Lifecycle: each stream has two tasks of ours, a writer (drains the request queue until
+the sentinel None) and a reader (resolves futures). When the stream breaks the reader
+fails that stream's requests once and puts the sentinel, so the writer ends too; no
+async generator is handed to grpc, so none can be closed while it runs. close() cancels
+the call and awaits every task, so it leaves none behind; it is idempotent.
+
 Concurrency: all methods run on the event loop that created the stream; requests from
 any number of tasks may be in flight at once.
 """
