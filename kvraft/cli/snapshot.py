@@ -100,8 +100,9 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _restore_targets(args: argparse.Namespace) -> tuple[list[tuple[str, Path]],
-                                                         ConfState | None]:
-    """(label, data dir) for every node to seed, and the membership to write."""
+                                                         ConfState | None, dict[int, str] | None]:
+    """(label, data dir) for every node to seed, the membership to write and (from a
+    cluster spec) its members' addresses."""
     if bool(args.cluster) == bool(args.data_dir):
         raise CliError("snapshot restore: give exactly one of --cluster SPEC or --data-dir DIR",
                        EXIT_USAGE)
@@ -116,7 +117,7 @@ def _restore_targets(args: argparse.Namespace) -> tuple[list[tuple[str, Path]],
             raise CliError(f"snapshot restore: node(s) {unknown} not in {args.cluster}",
                            EXIT_USAGE)
         return ([(f"node {i}", spec.data_dir(i)) for i in ids],
-                ConfState(voters=frozenset(spec.ids)))
+                ConfState(voters=frozenset(spec.ids)), {n.id: n.address for n in spec.nodes})
     voters = None
     if args.voters:
         try:
@@ -124,7 +125,7 @@ def _restore_targets(args: argparse.Namespace) -> tuple[list[tuple[str, Path]],
         except ValueError:
             raise CliError(f"--voters: expected ids like 1,2,3, got {args.voters!r}",
                            EXIT_USAGE) from None
-    return [(args.data_dir, Path(args.data_dir))], voters
+    return [(args.data_dir, Path(args.data_dir))], voters, None
 
 
 def _restore(args: argparse.Namespace) -> int:
@@ -134,14 +135,14 @@ def _restore(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise CliError(f"snapshot restore: {path} does not exist or is not a file")
-    targets, conf_state = _restore_targets(args)
+    targets, conf_state, members = _restore_targets(args)
     rows = []
     for label, data_dir in targets:
         # the node's layout comes from its config type: <data dir>/db and /snapshots
         layout = NodeConfig(node_id=1, address="restore:1", data_dir=data_dir, peers={})
         try:
             info = restore_offline(path, layout.lmdb_dir, layout.snapshot_dir,
-                                   conf_state=conf_state)
+                                   conf_state=conf_state, members=members)
         except SnapshotError as e:
             raise CliError(f"snapshot restore: {e}") from None
         except StorageError as e:

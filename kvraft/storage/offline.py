@@ -5,13 +5,15 @@ log store's snapshot metadata (the log then starts after the snapshot's index), 
 state (term of the snapshot, commit = its index) and the membership, and keeps the file
 as the node's latest snapshot. With ``conf_state`` it rewrites the membership (disaster
 recovery: rebuild a cluster from one node's snapshot under new members) and writes a new
-snapshot file that says so.
+snapshot file that says so; the replicated member addresses then become ``members`` (if
+given) or the snapshot's addresses of the ids still in the membership.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from kvraft.core.types import ConfState, HardState
@@ -32,6 +34,7 @@ def restore_offline(
     snapshot_dir: Path,
     *,
     conf_state: ConfState | None = None,
+    members: Mapping[int, str] | None = None,
 ) -> SnapshotInfo:
     """Seed the node whose LMDB environment is ``log_dir`` and snapshot directory is
     ``snapshot_dir`` from ``snapshot``. Refuses (StorageError) if that node already has
@@ -59,6 +62,10 @@ def restore_offline(
                 removed = (pos.conf_state.removed | conf_state.removed) - conf_state.all_nodes()
                 conf = dataclasses.replace(conf_state, removed=removed)
                 w.set_position(dataclasses.replace(pos, conf_state=conf))
+                if members is None:
+                    members = {i: a for i, a in (w.members() or {}).items()
+                               if i in conf.all_nodes()}
+                w.set_members(members)
             kept = snaps.create(state)  # same index/term: replaces the copied file
         meta = kept.meta
         log.save(snapshot=meta, hard_state=HardState(term=meta.term, commit=meta.index))

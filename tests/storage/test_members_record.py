@@ -12,7 +12,10 @@ from pathlib import Path
 import lmdb
 import pytest
 
+from kvraft.core.types import ConfState
 from kvraft.errors import Corrupted
+from kvraft.storage.lmdb_log import LmdbLogStore
+from kvraft.storage.offline import restore_offline
 from kvraft.storage.snapshot import MAGIC, read_info, restore, verify, write_snapshot
 from kvraft.storage.state import DB_META, LmdbStateStore
 from kvraft.storage.state_base import KeyValue, StatePosition
@@ -108,3 +111,29 @@ def test_snapshot_of_an_older_build_restores_without_a_record(
     with dst.read() as r:
         assert r.members() is None
         assert r.get(b"k") is not None
+
+
+def test_offline_restore_under_a_new_membership_rewrites_the_addresses(
+    tmp_path: Path, envs: tuple[lmdb.Environment, lmdb.Environment]
+) -> None:
+    src = LmdbStateStore(envs[0])
+    with src.write() as w:
+        w.set_members(ADDRS)
+        w.set_position(StatePosition(index=5, term=1, conf_state=ConfState(
+            voters=frozenset(ADDRS))))
+    path = write_snapshot(src, tmp_path / "s.snap").path
+    cases = [
+        (ConfState(voters=frozenset({1, 9})), None, {1: ADDRS[1]}),
+        (ConfState(voters=frozenset({1})), {1: "10.0.0.1:1"}, {1: "10.0.0.1:1"}),
+        (None, None, ADDRS),
+    ]
+    for i, (conf, members, want) in enumerate(cases):
+        kept = restore_offline(path, tmp_path / f"raft{i}", tmp_path / f"snap{i}",
+                               conf_state=conf, members=members)
+        assert read_info(kept.path).members == want  # a snapshot sent on carries them
+        log = LmdbLogStore(tmp_path / f"raft{i}")
+        try:
+            with LmdbStateStore(log.env).read() as r:
+                assert r.members() == want
+        finally:
+            log.close()
