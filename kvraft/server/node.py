@@ -145,6 +145,7 @@ class Node:
                 snapshot_entries=r.snapshot_entries,
                 max_inflight_proposals=cfg.limits.max_inflight_proposals,
                 max_inflight_bytes=cfg.limits.max_inflight_bytes,
+                max_pending_reads=cfg.limits.max_pending_reads,
             ),
             latest_snapshot=local_snapshot(latest) if latest is not None else None,
             on_membership=self._on_membership,
