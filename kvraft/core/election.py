@@ -35,6 +35,7 @@ class Elections:
     log: RaftLog
     voters: JointConfig
     votes: dict[int, bool]
+    msgs: list[Message]
     msgs_after_append: list[Message]
     now: int
     restarted: bool
@@ -94,11 +95,15 @@ class Elections:
         if pre_vote and self._tally() is VoteResult.WON:
             self._campaign(pre_vote=False, transfer=False)
             return
+        # A real vote request leaves only once our term, self-vote and the log it claims
+        # are durable: a grant binds the voter to a log and a term we must still hold if
+        # we crash and campaign again (raft.py). A pre-vote binds no one; it leaves now.
+        queue = self.msgs if pre_vote else self.msgs_after_append
         last_index = self.log.last_index()
         last_term = self.log.term(last_index)
         for v in sorted(self.voters.ids()):
             if v != self.id:
-                self._send(
+                queue.append(
                     RequestVote(self.id, v, vote_term, last_index, last_term, pre_vote, transfer)
                 )
 

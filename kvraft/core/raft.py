@@ -9,7 +9,14 @@ entries is durable. ``RawNode`` packs both into Readys; the split is the whole
 "persist before send" rule, so it lives here in one place:
 
 - vote grants and append acks go to ``msgs_after_append`` (they promise durable state);
-- everything else (requests, rejections, heartbeats, pre-vote answers) goes to ``msgs``;
+- so do a candidate's vote requests (not pre-vote): grants bind voters to the term and
+  log they claim. Sent early, a candidate that crashed before persisting could restart in
+  the old term with a shorter log, campaign for that term again and win with grants to
+  its first claim (leader completeness broken; leading in a term not on its disk);
+- everything else (pre-vote traffic, rejections, heartbeats and their answers, a leader's
+  appends) goes to ``msgs``: it promises nothing durable (a term not yet on disk only
+  makes its receiver step down); a leader's term is on disk before its first message
+  (grants answer requests that left after it was; its own vote counts at ``advance``);
 - the node's own vote and its own append ack are messages to itself in
   ``msgs_after_append``: ``RawNode.advance`` steps them back in, so a candidate counts
   its vote and a leader counts its log for commit only once they are durable.
@@ -189,6 +196,10 @@ class Raft(Sender, Elections):
             self.cfg.election_ticks, 2 * self.cfg.election_ticks
         )
         self.votes = {}
+        # Vote requests still waiting for persistence belong to a campaign that is over.
+        self.msgs_after_append = [
+            m for m in self.msgs_after_append if not isinstance(m, RequestVote)
+        ]
         self.progress = {}
         self.lead_transferee = NONE
         self.transfer_elapsed = 0

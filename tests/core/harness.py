@@ -422,14 +422,18 @@ class Cluster:
 
 
 def needs_durability(m: Message) -> bool:
-    """Messages that promise durable state: vote grants and append acks."""
+    """Messages that need durable state: vote grants, append acks, and vote requests
+    (not pre-vote: grants bind voters to the requester's term and log)."""
     if isinstance(m, VoteResponse):
         return m.granted and not m.pre_vote
+    if isinstance(m, RequestVote):
+        return not m.pre_vote
     return isinstance(m, AppendResponse) and not m.reject
 
 
 def check_message_split(rd: Ready) -> None:
-    """Ready contract: persisted_messages are exactly the vote grants and append acks."""
+    """Ready contract: persisted_messages are exactly the vote grants, append acks and
+    vote requests."""
     for m in rd.persisted_messages:
         assert needs_durability(m), f"needlessly delayed: {describe_msg(m)}"
     for m in rd.messages:

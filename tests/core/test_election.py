@@ -62,8 +62,8 @@ def test_transcript_of_a_pre_vote_election() -> None:
         [
             "1: soft candidate leader=0 t1",
             "1: hard t1 vote=1 commit=0",
-            "  send 1->2 Vote t1 last=0/0",
-            "  send 1->3 Vote t1 last=0/0",
+            "  send after persist 1->2 Vote t1 last=0/0",
+            "  send after persist 1->3 Vote t1 last=0/0",
             "  deliver 1->2 Vote t1 last=0/0",
             "  deliver 1->3 Vote t1 last=0/0",
         ]
@@ -230,3 +230,66 @@ def test_proposal_on_a_follower_names_the_leader() -> None:
     with pytest.raises(NotLeader) as known:
         c[2].propose(b"x")
     assert known.value.leader_id == 1
+
+
+def test_vote_requests_leave_only_once_the_candidates_term_is_durable() -> None:
+    c = Cluster(3, pre_vote=False)
+    c[1].campaign()
+    rd = c[1].ready()
+    assert rd.hard_state is not None and (rd.hard_state.term, rd.hard_state.vote) == (1, 1)
+    assert not [m for m in rd.messages if isinstance(m, RequestVote)], "sent before persisting"
+    assert sorted(m.dst for m in rd.persisted_messages if isinstance(m, RequestVote)) == [2, 3]
+
+
+def test_pre_vote_requests_leave_at_once() -> None:
+    c = Cluster(3)
+    c[1].campaign()
+    rd = c[1].ready()
+    assert rd.hard_state is None, "a pre-vote changes neither term nor vote"
+    pre = [m for m in rd.messages if isinstance(m, RequestVote)]
+    assert [(m.dst, m.term, m.pre_vote) for m in pre] == [(2, 1, True), (3, 1, True)]
+
+
+def test_candidate_that_crashes_before_persisting_cannot_win_with_its_lost_log() -> None:
+    """Node 2 campaigns holding a committed entry it has not persisted yet, and crashes
+    before persisting. Had its vote requests left already, their grants (for a log that
+    holds the entry) would elect it again after the restart, in the same term, without
+    the entry: it would then overwrite the committed entry on the others."""
+    c = Cluster(3, pre_vote=False, check_quorum=False)
+    c.elect(1)
+    term = c[1].term
+    [index] = c.propose(1, "x")
+    c.process(1)  # leader persists "x" and sends it
+    c.deliver()  # 2 and 3 hold "x", not yet persisted
+    c.process(3)
+    c.deliver()  # 3's ack reaches 1
+    c.process(1)
+    c.network.clear()  # 1's commit news is lost
+    assert c[1].commit >= index, "x is committed (on 1 and 3)"
+    c[2].campaign()  # 2 still holds "x" in memory and claims it
+    rd = c[2].ready()
+    c.network.extend(rd.messages)  # what may leave before persisting does
+    c.crash(2)  # ... and nothing of that Ready reached 2's disk
+    c.deliver()
+    c.process(1)
+    c.process(3)  # grants, if 2's requests got out, are now in flight to 2
+    c.restart(2)
+    assert (c[2].term, c[2].last_index) == (term, index - 1), "2 lost its campaign and x"
+    c[2].campaign()  # the same term again
+    c.stabilize()
+    assert c[2].role is not Role.LEADER, "elected without the committed entry"
+    c.run(50)
+    leader = c.leader()
+    assert c[leader].term > term
+    for nid in c.nodes:
+        assert ("x" in c.applied_data(nid)) and (index, term) in c.log_terms(nid), nid
+
+
+def test_vote_requests_of_a_campaign_that_ended_before_persisting_never_leave() -> None:
+    c = Cluster(3, pre_vote=False)
+    c[3].campaign()  # candidate in term 1; its requests wait for the disk
+    c[3].step(AppendEntries(2, 3, 1, 0, 0, (), 0))  # 2 won term 1 meanwhile
+    assert c[3].role is Role.FOLLOWER and c[3].leader == 2
+    rd = c[3].ready()
+    assert rd.hard_state is not None and rd.hard_state.vote == 3
+    assert not [m for m in rd.messages + rd.persisted_messages if isinstance(m, RequestVote)]

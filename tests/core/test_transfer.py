@@ -19,7 +19,8 @@ def test_transfer_to_an_up_to_date_follower() -> None:
     c.stabilize()
     text = c.transcript()
     assert f"send 1->2 TimeoutNow t{term}" in text
-    assert f"send 2->1 Vote t{term + 1} last={last}/{term} transfer" in text, "no pre-vote"
+    vote = f"send after persist 2->1 Vote t{term + 1} last={last}/{term} transfer"
+    assert vote in text, "no pre-vote"
     assert c.leader() == 2 and c[2].term == term + 1
     c.propose(2, "after")
     c.stabilize()

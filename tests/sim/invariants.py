@@ -41,6 +41,7 @@ from kvraft.core.types import (
     Heartbeat,
     InstallSnapshot,
     Message,
+    RequestVote,
     TimeoutNow,
     VoteResponse,
 )
@@ -276,10 +277,14 @@ def check_durable_before_send(
     Checked: what a peer relies on after the sender crashes and restarts from its disk.
     A vote grant needs the vote on disk (or a later term); an append ack needs the
     acknowledged entries on disk (unless a later term superseded them); a leader's
-    messages need its term on disk (it may count its own vote only once durable).
-    Requests, rejections, heartbeat answers and pre-vote traffic promise nothing durable:
-    they may carry a term not yet on disk."""
+    messages need its term on disk (it may count its own vote only once durable); a vote
+    request (not pre-vote) needs its term, self-vote and claimed log on disk (grants bind
+    voters to them). Other requests, rejections, heartbeat answers and pre-vote traffic
+    promise nothing durable: they may carry a term not yet on disk."""
     name = type(msg).__name__
+    if isinstance(msg, RequestVote) and not msg.pre_vote:
+        _check_vote_request_durable(msg, hs, max(last_index, snapshot_index))
+        return
     if isinstance(msg, VoteResponse):
         promises = msg.granted and not msg.pre_vote
     elif isinstance(msg, AppendResponse):
@@ -304,6 +309,20 @@ def check_durable_before_send(
                 f"persist before send: node {msg.src} acknowledged index {msg.index} to "
                 f"{msg.dst} with only {last_index} on disk"
             )
+
+
+def _check_vote_request_durable(msg: RequestVote, hs: HardState, last_index: int) -> None:
+    if msg.term > hs.term:
+        raise SafetyViolation(
+            f"persist before send: node {msg.src} asked {msg.dst} for its vote in term "
+            f"{msg.term} with term {hs.term} on disk"
+        )
+    if msg.term == hs.term and (hs.vote != msg.src or msg.last_index > last_index):
+        raise SafetyViolation(
+            f"persist before send: node {msg.src} asked {msg.dst} for its term-{msg.term} "
+            f"vote claiming last index {msg.last_index} with vote {hs.vote} and only "
+            f"{last_index} on disk"
+        )
 
 
 # ============================================================================ linearizable reads

@@ -164,8 +164,9 @@ def test_messages_must_not_run_ahead_of_the_disk() -> None:
     check_durable_before_send(AppendResponse(1, 2, 3, index=5), hs, 5, 0)
     check_durable_before_send(AppendResponse(1, 2, 3, index=5), hs, 0, 5)  # in the snapshot
     check_durable_before_send(AppendResponse(1, 2, 2, index=9), hs, 5, 0)  # superseded term
-    # Requests, rejections and heartbeat answers promise nothing durable.
-    check_durable_before_send(RequestVote(1, 2, 4, 0, 0), hs, 0, 0)
+    check_durable_before_send(RequestVote(2, 1, 3, 5, 3), hs, 5, 0)  # term, vote, log on disk
+    check_durable_before_send(RequestVote(2, 1, 2, 9, 2), hs, 5, 0)  # a campaign of old
+    # Other requests, rejections and heartbeat answers promise nothing durable.
     check_durable_before_send(AppendResponse(1, 2, 4, index=9, reject=True), hs, 0, 0)
     check_durable_before_send(HeartbeatResponse(1, 2, 4), hs, 0, 0)
     with pytest.raises(SafetyViolation, match="AppendResponse in term 4"):
@@ -176,6 +177,13 @@ def test_messages_must_not_run_ahead_of_the_disk() -> None:
         check_durable_before_send(VoteResponse(1, 3, 3, True), hs, 0, 0)
     with pytest.raises(SafetyViolation, match="acknowledged index 6"):
         check_durable_before_send(AppendResponse(1, 2, 3, index=6), hs, 5, 0)
+    # A vote request: grants bind voters to the term and log it claims.
+    with pytest.raises(SafetyViolation, match="vote in term 4 with term 3 on disk"):
+        check_durable_before_send(RequestVote(1, 2, 4, 0, 0), hs, 0, 0)
+    with pytest.raises(SafetyViolation, match="with vote 2 and only 5 on disk"):
+        check_durable_before_send(RequestVote(1, 2, 3, 5, 3), hs, 5, 0)
+    with pytest.raises(SafetyViolation, match="claiming last index 6"):
+        check_durable_before_send(RequestVote(2, 1, 3, 6, 3), hs, 5, 0)
 
 
 # ---------------------------------------------------------------- reads
