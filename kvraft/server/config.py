@@ -30,7 +30,8 @@ class RaftSettings:
     tick_ms: int = 50  # wall-clock ms per core tick; >= 1
     election_ticks: int = 10  # election timeout in [election_ticks, 2*election_ticks) ticks
     heartbeat_ticks: int = 1  # < election_ticks
-    snapshot_entries: int = 100_000  # applied entries between snapshots (0 = only on demand); etcd's default
+    # applied entries between snapshots (0 = only on demand); etcd's default
+    snapshot_entries: int = 100_000
     snapshots_kept: int = 2  # snapshot files kept on disk; >= 1
     pre_vote: bool = True
     check_quorum: bool = True
