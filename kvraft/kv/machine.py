@@ -51,11 +51,19 @@ from kvraft.errors import SnapshotError
 from kvraft.kv import ops
 from kvraft.kv.command import ABORTED, INVALID_ARGUMENT, decode_result, error_result
 from kvraft.kv.validate import InvalidRequest, validate_command
+from kvraft.storage.lmdb_log import LmdbLogStore
 from kvraft.storage.snapshot import SnapshotDir, SnapshotInfo, read_info, restore
+from kvraft.storage.state import LmdbStateStore
 from kvraft.storage.state_base import Session, StatePosition, StateStore, StateWriter
 
 DEFAULT_SESSION_TTL_MS = 60 * 60 * 1000
 """One hour of log time without a write ends a session (cluster-wide setting)."""
+JointApply = Callable[
+    [object, Sequence[Entry], ConfState | None, Callable[[list[Any | None]], None] | None],
+    list[Any | None],
+]
+"""``apply`` into an open write transaction of the log store, which the caller commits:
+(txn, entries, conf_state, staged) -> results. See ``KvStateMachine.joint_apply``."""
 EXPIRE_PER_COMMAND = 16
 """Most sessions expired while applying one command (bounds the cost of each apply)."""
 
@@ -151,36 +159,63 @@ class KvStateMachine:
         Raises only StorageError/Corrupted (the node must stop)."""
         if not entries:
             return []
-        results: list[Any | None] = []
         with self._store.write() as w:
-            pos = w.position()
-            counters = _Counters(pos.revision, pos.log_time_ms)
-            index = pos.index
-            members: _Members | None = None  # loaded at the batch's first conf change
-            for e in entries:
-                assert e.index == index + 1, f"apply: entry {e.index} after applied {index}"
-                index = e.index
-                if e.type == EntryType.NORMAL and e.data:
-                    results.append(self._apply_command(w, e.data, counters))
-                    continue
-                if e.type == EntryType.CONF_CHANGE:
-                    members = members or _Members(w.members() or {}, pos.conf_state.removed)
-                    members.apply(e.data)
-                results.append(None)
-            if members is not None and members.changed:
-                w.set_members(members.addresses)
-            last = entries[-1]
-            w.set_position(
-                StatePosition(
-                    index=last.index,
-                    term=last.term,
-                    revision=counters.revision,
-                    log_time_ms=counters.log_time_ms,
-                    conf_state=pos.conf_state if conf_state is None else conf_state,
-                )
+            return self._apply_batch(w, entries, conf_state, staged)
+
+    def joint_apply(self, log: object) -> JointApply | None:
+        """The apply that writes into a write transaction of ``log`` (see JointApply), or
+        None if this state does not live in ``log``'s transactional store (only an
+        LMDB state store in the LMDB log store's own environment does)."""
+        store = self._store
+        if not isinstance(store, LmdbStateStore) or not isinstance(log, LmdbLogStore):
+            return None
+        if store.env is not log.env:
+            return None
+
+        def apply_in(
+            txn: object, entries: Sequence[Entry], conf_state: ConfState | None,
+            staged: Callable[[list[Any | None]], None] | None = None,
+        ) -> list[Any | None]:
+            if not entries:
+                return []
+            return self._apply_batch(store.write_in(txn), entries, conf_state, staged)
+
+        return apply_in
+
+    def _apply_batch(
+        self, w: StateWriter, entries: Sequence[Entry], conf_state: ConfState | None,
+        staged: Callable[[list[Any | None]], None] | None,
+    ) -> list[Any | None]:
+        """``apply``'s writes into the open write view ``w`` (committed by the caller)."""
+        results: list[Any | None] = []
+        pos = w.position()
+        counters = _Counters(pos.revision, pos.log_time_ms)
+        index = pos.index
+        members: _Members | None = None  # loaded at the batch's first conf change
+        for e in entries:
+            assert e.index == index + 1, f"apply: entry {e.index} after applied {index}"
+            index = e.index
+            if e.type == EntryType.NORMAL and e.data:
+                results.append(self._apply_command(w, e.data, counters))
+                continue
+            if e.type == EntryType.CONF_CHANGE:
+                members = members or _Members(w.members() or {}, pos.conf_state.removed)
+                members.apply(e.data)
+            results.append(None)
+        if members is not None and members.changed:
+            w.set_members(members.addresses)
+        last = entries[-1]
+        w.set_position(
+            StatePosition(
+                index=last.index,
+                term=last.term,
+                revision=counters.revision,
+                log_time_ms=counters.log_time_ms,
+                conf_state=pos.conf_state if conf_state is None else conf_state,
             )
-            if staged is not None:
-                staged(results)
+        )
+        if staged is not None:
+            staged(results)
         return results
 
     def _apply_command(self, w: StateWriter, data: bytes, c: _Counters) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from kvraft.core.types import (
     ConfChange,
@@ -37,7 +37,8 @@ class DriverStats:
     readys: int = 0  # Readys handled
     saves: int = 0  # durable log writes (one per Ready that had something to persist)
     entries_saved: int = 0  # log entries persisted
-    applies: int = 0  # state machine transactions
+    applies: int = 0  # state machine applies (own transaction or joined with a log save)
+    applies_joined: int = 0  # of those, written in the same transaction as a log save
     entries_applied: int = 0  # entries applied
     save_seconds: float = 0.0  # wall time spent waiting for log writes
     apply_seconds: float = 0.0  # wall time spent waiting for state machine transactions
@@ -102,6 +103,26 @@ class StateMachine(Protocol):
         ...
 
 
+JointApplyFn = Callable[
+    [Any, Sequence[Entry], ConfState | None, Callable[[Sequence[object | None]], None] | None],
+    Sequence[object | None],
+]
+"""(txn, entries, conf_state, staged) -> results: ``StateMachine.apply`` written into an
+open write transaction of the log store instead of one of its own (the caller commits)."""
+
+
+@runtime_checkable
+class JointStateMachine(Protocol):
+    """Optional capability of a StateMachine whose state shares the log store's
+    transactions: the driver then writes a Ready's log save and the apply of its committed
+    entries (durable in the log since an earlier Ready) as ONE durable transaction."""
+
+    def joint_apply(self, log: object) -> JointApplyFn | None:
+        """The merged apply if ``log`` is a store whose ``save(..., extra=fn)`` calls
+        ``fn(txn)`` inside its write transaction and the state lives in it; else None."""
+        ...
+
+
 class Transport(Protocol):
     """Carries core messages to peers; best effort (messages may be lost)."""
 
@@ -148,6 +169,20 @@ class DurableLog(Protocol):
     def last_index(self) -> int: ...
 
     def snapshot_meta(self) -> SnapshotMeta: ...
+
+
+class JointLog(DurableLog, Protocol):
+    """A DurableLog whose ``save`` runs ``extra(txn)`` inside its one durable write
+    transaction, after the snapshot metadata, entries and hard state (LmdbLogStore)."""
+
+    def save(
+        self,
+        *,
+        entries: Sequence[Entry] = (),
+        hard_state: HardState | None = None,
+        snapshot: SnapshotMeta | None = None,
+        extra: Callable[[Any], None] | None = None,
+    ) -> None: ...
 
 
 class RaftNode(Protocol):

@@ -19,6 +19,16 @@ network, exactly as the deterministic simulator does in tests:
      membership saved with the applied index); resolve the proposals and reads they
      satisfy;
   5. ``advance(ready)``.
+- **One transaction per Ready** (``JointStateMachine``: the KV state in the LMDB log
+  store's own environment). When a Ready without a snapshot has both something to
+  persist and committed entries, steps 2 and 4 are ONE durable transaction: entries,
+  hard state, then the state machine's writes and applied index (one fsync pair instead
+  of two). This is sound because committed entries are durable in the log since an
+  EARLIER Ready (the core hands out only entries below its unstable offset), so the
+  apply never depends on this Ready's writes, and a crash before the commit leaves the
+  state at the previous applied index with the entries still in the log to replay.
+  ``persisted_messages`` leave, and applied/reads move, only after the commit. A Ready
+  carrying a snapshot keeps the two-step path (its restore replaces the state first).
 - **Off-loop I/O.** Steps 2 and 4 run on ONE dedicated I/O thread (a single-worker
   executor), so writes are never reordered. While the thread works the driver task keeps
   draining the inbox into the core: everything that arrives meanwhile (proposals, acks)
@@ -51,7 +61,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
 
@@ -77,6 +87,9 @@ from kvraft.runtime.base import (
     DriverConfig,
     DriverStats,
     DurableLog,
+    JointApplyFn,
+    JointLog,
+    JointStateMachine,
     LocalSnapshot,
     RaftNode,
     StateMachine,
@@ -118,6 +131,10 @@ class Driver:
         self._node = node  # owned: touched only by the driver task (and __init__)
         self._log = log  # written only on the I/O thread
         self._sm = state  # applied only on the I/O thread; snapshots on the snapshot thread
+        # apply written into the log save's transaction (None: separate transactions)
+        self._joint: JointApplyFn | None = (
+            state.joint_apply(log) if isinstance(state, JointStateMachine) else None
+        )
         self._transport = transport  # called on the loop only
         self.config = config
         self._on_membership = on_membership  # told of every applied conf change
@@ -400,11 +417,26 @@ class Driver:
         stats = self.stats
         stats.readys += 1
         hard = self._hard_state_to_save(rd)
+        # proposers hear their results as soon as they are computed (the entries are
+        # durable in the log); applied/reads move only once the state commit is done
+        loop = asyncio.get_running_loop()
+
+        def staged(results: Sequence[object | None]) -> None:  # on the I/O thread
+            loop.call_soon_threadsafe(self._answer, committed, results, cc_results)
+
+        joined: Sequence[object | None] | None = None  # results of an apply in the save
         if rd.snapshot is not None or rd.entries or hard is not None:
             t0 = self._clock()
-            received = self._files.take_received(rd.snapshot) if rd.snapshot else []
-            saving = self._in_io(self._persist, rd, hard, received)
-            installed = await self._pump_until(saving)
+            installed = None
+            if committed and rd.snapshot is None and self._joint is not None:
+                joined = await self._pump_until(self._in_io(
+                    self._persist_joined, rd, hard, self._joint, committed, self.conf_state,
+                    staged,
+                ))
+            else:
+                received = self._files.take_received(rd.snapshot) if rd.snapshot else []
+                saving = self._in_io(self._persist, rd, hard, received)
+                installed = await self._pump_until(saving)
             self._saved_hard = hard or self._saved_hard
             self._unsaved_hard = None
             stats.save_seconds += self._clock() - t0
@@ -414,18 +446,15 @@ class Driver:
                 self._installed_snapshot(installed)
         self._send(rd.persisted_messages)
         if committed:
-            # the membership in force after these entries is saved with the applied index
-            t0 = self._clock()
-            # proposers hear their results as soon as they are computed (the entries are
-            # durable in the log); applied/reads move only once the state commit is done
-            loop = asyncio.get_running_loop()
-
-            def staged(results: Sequence[object | None]) -> None:  # on the I/O thread
-                loop.call_soon_threadsafe(self._answer, committed, results, cc_results)
-
-            job = self._in_io(self._sm.apply, committed, self.conf_state, staged)
-            results = await self._pump_until(job)
-            stats.apply_seconds += self._clock() - t0
+            if joined is not None:
+                results = joined
+                stats.applies_joined += 1
+            else:
+                # the membership in force after these entries is saved with the applied index
+                t0 = self._clock()
+                job = self._in_io(self._sm.apply, committed, self.conf_state, staged)
+                results = await self._pump_until(job)
+                stats.apply_seconds += self._clock() - t0
             stats.applies += 1
             stats.entries_applied += len(committed)
             self._applied(committed, results, cc_results)
@@ -468,6 +497,30 @@ class Driver:
                     os.unlink(stale)
         self._log.save(entries=rd.entries, hard_state=hard, snapshot=rd.snapshot)
         return installed
+
+    def _persist_joined(
+        self, rd: Ready, hard: HardState | None, joint: JointApplyFn,
+        committed: Sequence[Entry], conf_state: ConfState,
+        staged: Callable[[Sequence[object | None]], None],
+    ) -> Sequence[object | None]:
+        """I/O thread: one durable transaction holding the Ready's entries and hard state,
+        then the apply of ``committed`` with the applied index and ``conf_state``; returns
+        the apply's results. ``staged`` may answer proposers before the commit only
+        because ``committed`` was durable in the log before this transaction began."""
+        first_new = rd.entries[0].index if rd.entries else None
+        if first_new is not None and committed[-1].index >= first_new:
+            raise AssertionError(
+                f"committed entry {committed[-1].index} handed out before it was durable "
+                f"(this Ready persists entries from {first_new})"
+            )
+        out: list[Sequence[object | None]] = []
+
+        def extra(txn: object) -> None:
+            out.append(joint(txn, committed, conf_state, staged))
+
+        cast(JointLog, self._log).save(entries=rd.entries, hard_state=hard, extra=extra)
+        assert len(out) == 1, "the log store did not run the apply in its transaction"
+        return out[0]
 
     def _apply_conf_changes(self, committed: Sequence[Entry]) -> dict[int, ConfState]:
         """Call the core's apply_conf_change for each committed CONF_CHANGE entry, in

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kvraft.core.types import ConfState, Entry, InstallSnapshot, SnapshotMeta
 from kvraft.errors import SnapshotError
-from kvraft.kv.machine import KvStateMachine
+from kvraft.kv.machine import JointApply, KvStateMachine
 from kvraft.runtime.base import LocalSnapshot
 from kvraft.storage.snapshot import SnapshotInfo, verify
 
@@ -57,6 +57,11 @@ class MachineAdapter:
         staged: Callable[[Sequence[object | None]], None] | None = None,
     ) -> Sequence[object | None]:
         return self.machine.apply(entries, conf_state, staged)
+
+    def joint_apply(self, log: object) -> JointApply | None:
+        """The optional merged apply (runtime.base.JointStateMachine): present only when
+        the KV state lives in ``log``'s own LMDB environment."""
+        return self.machine.joint_apply(log)
 
     def write_snapshot(self) -> LocalSnapshot:
         return local_snapshot(self.machine.write_snapshot())

@@ -31,7 +31,7 @@ from __future__ import annotations
 import bisect
 import fcntl
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,10 +210,21 @@ class LmdbLogStore:
         entries: Sequence[Entry] = (),
         hard_state: HardState | None = None,
         snapshot: SnapshotMeta | None = None,
+        extra: Callable[[lmdb.Transaction], None] | None = None,
     ) -> None:
+        """LogStore.save, plus ``extra``: if given, it is called with the open write
+        transaction after the snapshot metadata, the entries and the hard state are
+        written, and its writes commit with them in the same durable transaction (one
+        fsync pair); the state store writes the apply of already durable committed
+        entries this way (see kvraft/runtime/driver.py). ``extra`` must not begin another
+        write transaction (LMDB has one writer: it would deadlock) nor write "raft_"
+        databases. If it raises, nothing of the call is written and the error propagates
+        (an LMDB error as StorageError)."""
         v = self._current()
         plan = plan_save(v.bounds(), v.term, entries, hard_state, snapshot)
-        if plan.snapshot is None and not plan.entries and plan.hard_state is None:
+        if plan.snapshot is None and not plan.entries and plan.hard_state is None and (
+            extra is None
+        ):
             return
         runs = list(v.starts), list(v.terms)
         snap, conf, last = v.snap, v.conf, v.last
@@ -240,6 +251,8 @@ class LmdbLogStore:
             if plan.hard_state is not None:
                 hard = plan.hard_state
                 self._put_meta(txn, _HARD, rec.encode_hard_state(hard))
+            if extra is not None:
+                extra(txn)
         self._view = _View(snap, last, hard, conf, tuple(runs[0]), tuple(runs[1]))
 
     def compact(self, meta: SnapshotMeta) -> None:

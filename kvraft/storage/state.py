@@ -391,6 +391,18 @@ class LmdbStateStore:
         except lmdb.Error as exc:
             raise StorageError(f"state store commit failed: {exc}") from exc
 
+    @property
+    def env(self) -> Any:
+        """The LMDB environment the state lives in (the log store's)."""
+        return self._env
+
+    def write_in(self, txn: Any) -> _Writer:
+        """A StateWriter over ``txn``, an open write transaction of ``env`` that the
+        caller commits or aborts (the log store's, so that a Ready's log save and the
+        apply of its committed entries are one durable commit). Valid until ``txn``
+        ends; what it writes is visible to readers only once ``txn`` commits."""
+        return _Writer(txn, self._dbs)
+
     def position(self) -> StatePosition:
         with self.read() as r:
             return r.position()
