@@ -43,6 +43,10 @@ _CONNECT_FAILURES = (
 )
 
 
+# grpc-core's message when a call's stream fails inside the library, not at the server.
+_CORE_STREAM_BROKEN = "internal error from core"
+
+
 class Kind(enum.Enum):
     """How the retry loop treats a failed attempt."""
 
@@ -105,6 +109,12 @@ def _classify(code: grpc.StatusCode, message: str, from_server: bool,
         return Kind.OVERLOADED
     if code is grpc.StatusCode.INVALID_ARGUMENT:
         return Kind.INVALID
+    if code is grpc.StatusCode.INTERNAL and not from_server and lowered.startswith(
+            _CORE_STREAM_BROKEN):
+        # grpc-core's own report of a stream that broke under a call (e.g. the node died
+        # mid-write); the server's INTERNAL says "internal error: ...". The request may
+        # have left, so treat it like a reset connection.
+        return Kind.IN_DOUBT
     return Kind.FATAL
 
 
