@@ -13,7 +13,7 @@ network, exactly as the deterministic simulator does in tests:
   1. send ``messages`` (they never depend on this Ready's persistence);
   2. persist ``snapshot`` (restore the state machine from the received file first),
      ``entries`` and ``hard_state`` in one durable write (one fsync: group commit);
-  3. send ``persisted_messages`` (votes, append acks: they depend on step 2);
+  3. send ``persisted_messages`` (vote requests and grants, append acks: they depend on step 2);
   4. apply ``committed_entries`` through the state machine in one transaction (for
      CONF_CHANGE entries the core's ``apply_conf_change`` is called and the resulting
      membership saved with the applied index); resolve the proposals and reads they
