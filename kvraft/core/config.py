@@ -29,6 +29,12 @@ class Config:
     lease_ticks: int | None = None
     max_committed_bytes_per_ready: int = 64 << 20
     """Upper bound on the size of ``Ready.committed_entries`` (at least one entry)."""
+    lazy_commit: bool = False
+    """Leader: a newer commit index alone does not make an AppendEntries (etcd sends one
+    at once). Followers learn it from the next AppendEntries that carries entries, from
+    every heartbeat, or once the runtime calls ``RawNode.flush_commit()``. At low load
+    this saves a message, its answer and a follower write per commit; followers apply
+    one round later. Safety does not depend on when followers learn the commit index."""
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field."""

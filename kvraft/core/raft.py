@@ -169,6 +169,7 @@ class Raft(Sender, Elections):
         self.timeout_now_sent = False  # Leader: a TimeoutNow left this term (no lease).
         self._bcast = False  # Leader: every follower may need an AppendEntries at flush.
         self._dirty: set[int] = set()  # Leader: followers that may need one at flush.
+        self._commit_due = False  # Leader: flush tells followers the commit (lazy_commit).
         self._become_follower(self.term, NONE)
 
     # ================================================================= helpers
@@ -207,6 +208,7 @@ class Raft(Sender, Elections):
         self.committed_in_term = False
         self._bcast = False
         self._dirty.clear()
+        self._commit_due = False
 
     def _become_follower(self, term: int, lead: int) -> None:
         self._reset(term)
@@ -446,7 +448,7 @@ class Raft(Sender, Elections):
                 pr.become_replicate()
         else:
             pr.inflights.free_le(m.index)
-        if self._maybe_commit():
+        if self._maybe_commit() and not self.cfg.lazy_commit:
             self._bcast = True
         self._dirty.add(m.src)
         if pr.match == self.log.last_index() and (

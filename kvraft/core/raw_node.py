@@ -150,6 +150,16 @@ class RawNode:
     def report_unreachable(self, node_id: int) -> None:
         self._raft.report_unreachable(node_id)
 
+    def flush_commit(self) -> None:
+        """Leader (``lazy_commit``): tell followers that lack it the commit index, in the
+        next Ready. A no-op on other nodes and when every follower has it."""
+        self._raft.flush_commit()
+
+    def commit_unsent(self) -> bool:
+        """Leader: is there a follower that ``flush_commit`` would tell a newer commit
+        index? (The runtime's cue to call it after a short delay.)"""
+        return self._raft.commit_unsent()
+
     def report_snapshot(self, node_id: int, ok: bool) -> None:
         self._raft.report_snapshot(node_id, ok)
 

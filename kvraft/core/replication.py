@@ -5,6 +5,10 @@ followers' Progress into messages). Sends are lazy: transitions mark followers d
 (``_dirty``) or all of them (``_bcast``), and ``flush`` — called before every Ready —
 sends each follower what its Progress state allows, so a burst of proposals becomes one
 AppendEntries per follower, bounded by ``max_entries_per_msg`` and ``max_bytes_per_msg``.
+
+A newer commit index is sent on its own (an empty AppendEntries) at once, or, with
+``lazy_commit``, only when ``flush_commit`` asks for it; until then it rides on the next
+AppendEntries with entries and on heartbeats.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class Sender:
     read_states: list[ReadState]
     _bcast: bool
     _dirty: set[int]
+    _commit_due: bool
 
     def _send(self, m: Message) -> None:
         self.msgs.append(m)
@@ -81,15 +86,37 @@ class Sender:
         for node in targets:
             if node != self.id and node in self.progress:
                 self._send_append(node)
+        self._commit_due = False
+
+    def flush_commit(self) -> None:
+        """Leader: at the next flush, send the commit index to every follower that has
+        not been sent it (lazy_commit holds it back until then)."""
+        if self.role is Role.LEADER:
+            self._commit_due = True
+            self._bcast = True
+
+    def commit_unsent(self) -> bool:
+        """Leader: could a follower be sent a newer commit index than it was sent (and
+        may it be sent an AppendEntries now)?"""
+        if self.role is not Role.LEADER:
+            return False
+        commit = self.log.committed
+        return any(
+            node != self.id and pr.sent_commit < min(commit, pr.next - 1) and not pr.is_paused()
+            for node, pr in self.progress.items()
+        )
 
     def _send_append(self, to: int, *, force: bool = False) -> None:
         """Send ``to`` what its state allows: in REPLICATE, all new entries within the
         inflight window; in PROBE, one message. An empty AppendEntries goes only if
-        ``force`` or to tell the follower a newer commit index."""
+        ``force`` or to tell the follower a newer commit index (with lazy_commit: only
+        when ``flush_commit`` asked for it)."""
         pr = self.progress[to]
         if pr.is_paused():
             return
-        bump = pr.sent_commit < min(self.log.committed, pr.next - 1)
+        bump = (self._commit_due or not self.cfg.lazy_commit) and pr.sent_commit < min(
+            self.log.committed, pr.next - 1
+        )
         if not self._send_one_append(to, pr, force or bump):
             return
         while pr.state is ProgressState.REPLICATE and not pr.is_paused():

@@ -132,6 +132,9 @@ class SimOptions:
     """If set, the network delivers every message within this many global ticks of its
     sending (before time moves on) unless it is dropped or cut: a bounded-delay network
     without clock drift."""
+    lazy_commit: bool = False
+    """Leaders hold a new commit index back (core Config.lazy_commit); like the runtime's
+    timer, every global tick first makes them flush it (``tick_all``)."""
     no_drift: bool = False
     """Every tick is a tick of all live nodes (no clock drift), however long messages
     take: the assumption lease reads rest on, since a lease runs from when the heartbeat
@@ -153,6 +156,7 @@ class SimOptions:
             max_inflight_msgs=self.max_inflight_msgs,
             max_bytes_per_msg=self.max_bytes_per_msg,
             applied=applied,
+            lazy_commit=self.lazy_commit,
         )
 
 
@@ -474,9 +478,14 @@ class Cluster:
                     break
                 self.log(f"      due: {self.deliver(due[0])}")
         self.now += 1
+        flushed = []
         for n in self.live():
-            self._raw(n).tick()
-        return f"tick all (now {self.now})"
+            raw = self._raw(n)
+            if self.opts.lazy_commit and raw.commit_unsent():
+                raw.flush_commit()  # what the runtime's commit flush timer does
+                flushed.append(n.id)
+            raw.tick()
+        return f"tick all (now {self.now})" + (f", commit flushed by {flushed}" if flushed else "")
 
     def tick(self, node: int) -> str:
         n = self.nodes[node]

@@ -114,6 +114,8 @@ class Schedule:
     ) -> None:
         self.rng = random.Random(seed)
         self.opts = random_options(self.rng, nodes)
+        # drawn apart from self.rng, so that every seed keeps the actions it had before
+        self.opts = replace(self.opts, lazy_commit=random.Random(~seed).random() < 0.5)
         self.cluster = Cluster(self.opts, seed, trace)
         self.trace = trace
         self.self_removal = self_removal

@@ -67,9 +67,11 @@ def make_machine(voters: int) -> type[RuleBasedStateMachine]:
             check_quorum=st.booleans(),
             bounded=st.booleans(),
             small_msgs=st.booleans(),
+            lazy_commit=st.booleans(),
         )
         def setup(
-            self, seed: int, pre_vote: bool, check_quorum: bool, bounded: bool, small_msgs: bool
+            self, seed: int, pre_vote: bool, check_quorum: bool, bounded: bool, small_msgs: bool,
+            lazy_commit: bool,
         ) -> None:
             opts = SimOptions(
                 nodes=voters,
@@ -79,6 +81,7 @@ def make_machine(voters: int) -> type[RuleBasedStateMachine]:
                 max_entries_per_msg=2 if small_msgs else 256,
                 max_inflight_msgs=2 if small_msgs else 256,
                 max_delay_ticks=2 if bounded else None,
+                lazy_commit=lazy_commit,
             )
             self.c = Cluster(opts, seed)
 
@@ -107,6 +110,12 @@ def make_machine(voters: int) -> type[RuleBasedStateMachine]:
         @rule(n=node)
         def campaign(self, n: int) -> None:
             self.cluster.campaign(n)
+
+        @rule(n=node)
+        def flush_commit(self, n: int) -> None:  # the runtime's timer, at any moment
+            raw = self.cluster.nodes[n].raw
+            if raw is not None:
+                raw.flush_commit()
 
         @rule(n=node, batch=st.integers(1, 3))
         def ready_stage(self, n: int, batch: int) -> None:
