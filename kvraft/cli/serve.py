@@ -36,7 +36,10 @@ def register(subparsers: Any) -> None:
     raft.add_argument("--tick-ms", type=int, help="milliseconds per Raft tick (default 50)")
     raft.add_argument("--election-ticks", type=int, help="election timeout in ticks (default 10)")
     raft.add_argument("--snapshot-entries", type=int,
-                      help="applied entries between snapshots (default 10000)")
+                      help="applied entries between snapshots (default 100000)")
+    raft.add_argument("--commit-flush-ms", type=int,
+                      help="a new commit index reaches followers with the next append, or "
+                      "after this many ms (default 5; 0: at once, in a message of its own)")
     logs = p.add_argument_group("logging")
     logs.add_argument("--log-format", choices=("json", "console"),
                       help="default: console on a TTY, json otherwise")
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from kvraft.server.logs import configure_logging
 
     raft: dict[str, Any] = {}
-    for flag in ("tick_ms", "election_ticks", "snapshot_entries"):
+    for flag in ("tick_ms", "election_ticks", "snapshot_entries", "commit_flush_ms"):
         if getattr(args, flag) is not None:
             raft[flag] = getattr(args, flag)
     try:

@@ -55,6 +55,9 @@ class DriverConfig:
     max_inflight_proposals: int = 4096  # proposals admitted and not yet applied
     max_inflight_bytes: int = 64 << 20  # their total size in bytes
     max_pending_reads: int = 16384  # ReadIndex/lease reads admitted and not yet answered
+    # a leader whose core holds commit indexes back (Config.lazy_commit) tells followers
+    # that lack one within this many ms (0: never by timer; heartbeats still carry it)
+    commit_flush_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +229,10 @@ class RaftNode(Protocol):
     def report_unreachable(self, node_id: int) -> None: ...
 
     def report_snapshot(self, node_id: int, ok: bool) -> None: ...
+
+    def flush_commit(self) -> None: ...
+
+    def commit_unsent(self) -> bool: ...
 
     def has_ready(self) -> bool: ...
 

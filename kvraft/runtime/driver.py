@@ -175,6 +175,7 @@ class Driver:
         self._term_committed = False  # leader only: an entry of the current term applied
         self._saved_hard = log.initial_state()[0]  # hard state as last written to the log
         self._unsaved_hard: HardState | None = None  # newer commit-only hard state, unwritten
+        self._flush_timer: asyncio.TimerHandle | None = None  # pending commit flush (leader)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -401,6 +402,8 @@ class Driver:
         finally:
             self._stopping = True
             self._inbox.close()
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
             self._fail_everything(error)
             if not self.done.done():
                 if error is None or isinstance(error, asyncio.CancelledError):
@@ -412,6 +415,10 @@ class Driver:
         """THE Ready handler: send -> persist -> send persisted -> apply -> advance."""
         self._observe_soft_state(rd)
         self._send(rd.messages)
+        if rd.messages and (rd.entries or rd.snapshot is not None):
+            # let the peer writers hand this Ready's messages to gRPC before the I/O
+            # thread starts the write and competes with them for the GIL
+            await asyncio.sleep(0)
         committed = rd.committed_entries
         cc_results = self._apply_conf_changes(committed)
         stats = self.stats
@@ -465,7 +472,23 @@ class Driver:
         self._node.advance(rd)
         self._check_leadership()
         self._maybe_snapshot()
+        self._arm_commit_flush()
         await self._notify()
+
+    def _arm_commit_flush(self) -> None:
+        """Leader with a lazy core: if a follower has not been sent the commit index,
+        make sure it is, at the latest ``commit_flush_ms`` from now (under load the next
+        AppendEntries carries it first and the flush finds nothing to send)."""
+        delay = self.config.commit_flush_ms
+        if delay <= 0 or self._flush_timer is not None or not self._node.commit_unsent():
+            return
+
+        def flush() -> None:
+            self._flush_timer = None
+            self._node.flush_commit()
+
+        loop = asyncio.get_running_loop()
+        self._flush_timer = loop.call_later(delay / 1000, self._submit, flush)
 
     def _hard_state_to_save(self, rd: Ready) -> HardState | None:
         """The hard state to persist with this Ready, or None.

@@ -36,6 +36,9 @@ class RaftSettings:
     pre_vote: bool = True
     check_quorum: bool = True
     lease_reads: bool = True  # LEASE reads use the leader lease (needs check_quorum)
+    # a new commit index reaches followers with the next AppendEntries, or at the latest
+    # after this many ms; 0: at once in a message of its own (etcd's way)
+    commit_flush_ms: int = 5
 
 
 @dataclass(frozen=True, slots=True)

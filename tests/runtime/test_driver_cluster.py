@@ -13,11 +13,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kvraft.core import Config, RawNode
 from kvraft.core.types import (
+    AppendEntries,
     ConfState,
     Entry,
     EntryType,
+    Heartbeat,
     InstallSnapshot,
     Message,
     Role,
@@ -89,6 +93,7 @@ class Net:
         self.down: set[int] = set()  # nodes cut off from everyone
         self.tmp = tmp
         self.snapshots_sent = 0
+        self.sent: list[Message] = []  # every message handed to the network
 
     def _up(self, src: int, dst: int) -> bool:
         return src not in self.down and dst not in self.down and dst in self.drivers
@@ -99,6 +104,7 @@ class Net:
         class T:
             def send(self, messages: Sequence[Message]) -> None:
                 loop = asyncio.get_running_loop()
+                net.sent.extend(messages)
                 for m in messages:
                     if net._up(m.src, m.dst):
                         loop.call_soon(net.drivers[m.dst].deliver, [m])
@@ -121,8 +127,12 @@ class Net:
 
 
 class Rig:
-    def __init__(self, tmp: Path, snapshot_entries: int = 0) -> None:
+    def __init__(
+        self, tmp: Path, snapshot_entries: int = 0, commit_flush_ms: int = 0, tick_ms: int = 10
+    ) -> None:
         self.tmp = tmp
+        self.commit_flush_ms = commit_flush_ms  # > 0: lazy cores, commit flushed by timer
+        self.tick_ms = tick_ms
         self.net = Net(tmp)
         self.logs = {i: MemoryLogStore() for i in IDS}
         self.machines: dict[int, DictMachine] = {}
@@ -135,10 +145,12 @@ class Rig:
 
     def boot(self, i: int) -> Driver:
         applied, _ = self.machines[i].applied()
-        core = RawNode(Config(id=i, election_ticks=10, applied=applied), self.logs[i],
-                       random.Random(i * 7919 + applied))
+        lazy = self.commit_flush_ms > 0
+        core = RawNode(Config(id=i, election_ticks=10, applied=applied, lazy_commit=lazy),
+                       self.logs[i], random.Random(i * 7919 + applied))
         drv = Driver(core, self.logs[i], self.machines[i], self.net.transport(i),
-                     DriverConfig(tick_ms=10, snapshot_entries=self.snapshot_entries))
+                     DriverConfig(tick_ms=self.tick_ms, snapshot_entries=self.snapshot_entries,
+                                  commit_flush_ms=self.commit_flush_ms))
         self.net.drivers[i] = drv
         drv.start()
         return drv
@@ -237,3 +249,45 @@ def test_partitioned_follower_catches_up_by_snapshot(tmp_path: Path) -> None:
         assert rig.machines[lagging].data == rig.machines[leader.node_id].data
 
     run(main, tmp_path, snapshot_entries=40)
+
+
+def _commit_only(m: Message, leader: int) -> bool:
+    return isinstance(m, AppendEntries) and m.src == leader and not m.entries
+
+
+def test_lazy_commit_reaches_idle_followers_by_the_flush_timer(tmp_path: Path) -> None:
+    """No ticks in this test (a tick is a minute: no heartbeats, no elections but the one
+    asked for): once writes stop, only the driver's commit flush can tell followers."""
+    async def main(rig: Rig) -> None:
+        await rig.net.drivers[1].campaign()
+        leader = await rig.leader()
+        await put_all(leader, range(5))
+        await until(lambda: all(m.index == leader.applied for m in rig.machines.values()))
+        assert all(m.data == rig.machines[1].data for m in rig.machines.values())
+        flushed = [m for m in rig.net.sent if _commit_only(m, 1)]
+        assert flushed and all(m.commit <= leader.commit for m in flushed)
+        assert not any(isinstance(m, Heartbeat) for m in rig.net.sent)
+
+    run(main, tmp_path, commit_flush_ms=2, tick_ms=60_000)
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_lazy_commit_rides_on_the_next_append(tmp_path: Path, lazy: bool) -> None:
+    """Writes one after another, no ticks and (lazy) no flush within the test: each
+    AppendEntries carries the previous commit index, so followers apply every write but
+    the last without a message of its own; an eager leader sends one per write."""
+    async def main(rig: Rig) -> None:
+        await rig.net.drivers[1].campaign()
+        leader = await rig.leader()
+        before = len(rig.net.sent)
+        for k in range(30):
+            last = int(str(await leader.propose(f"k{k}={k}".encode())))  # its log index
+        await until(lambda: all(m.index >= last - 1 for m in rig.machines.values()))
+        commit_only = [m for m in rig.net.sent[before:] if _commit_only(m, 1)]
+        if lazy:
+            assert commit_only == []
+            assert all(len(rig.machines[i].data) >= 29 for i in (2, 3))
+        else:
+            assert len(commit_only) >= 2 * 30
+
+    run(main, tmp_path, commit_flush_ms=60_000 if lazy else 0, tick_ms=60_000)
