@@ -302,3 +302,31 @@ class FakeTransport:
 
 def fail_storage() -> Exception:
     return StorageError("disk on fire")
+
+
+class FakeJointLog(FakeLog):
+    """A FakeLog whose save runs ``extra`` inside the "transaction" (LmdbLogStore's way)."""
+
+    def save(self, *, entries: Sequence[Entry] = (), hard_state: HardState | None = None,
+             snapshot: SnapshotMeta | None = None,
+             extra: Callable[[object], None] | None = None) -> None:
+        super().save(entries=entries, hard_state=hard_state, snapshot=snapshot)
+        if extra is not None:
+            extra(self)
+
+
+class FakeJointStateMachine(FakeStateMachine):
+    """A FakeStateMachine that can apply inside a FakeJointLog's save (journal: "joined")."""
+
+    def joint_apply(self, log: object) -> Callable[..., Sequence[object | None]] | None:
+        if not isinstance(log, FakeJointLog):
+            return None
+
+        def apply_in(
+            txn: object, entries: Sequence[Entry], conf_state: ConfState | None,
+            staged: Callable[[Sequence[object | None]], None] | None = None,
+        ) -> Sequence[object | None]:
+            self.journal.add("joined")
+            return self.apply(entries, conf_state, staged)
+
+        return apply_in

@@ -27,9 +27,19 @@ from kvraft.core.types import (
 )
 from kvraft.errors import NotLeader
 from kvraft.runtime import Driver, DriverConfig
+from kvraft.runtime.driver import SPLIT_APPLY_MAX
 from kvraft.runtime.errors import DriverStopped, OutcomeUnknown, Overloaded
 
-from .fakes import FakeLog, FakeNode, FakeStateMachine, FakeTransport, Journal, fail_storage
+from .fakes import (
+    FakeJointLog,
+    FakeJointStateMachine,
+    FakeLog,
+    FakeNode,
+    FakeStateMachine,
+    FakeTransport,
+    Journal,
+    fail_storage,
+)
 
 
 class Rig:
@@ -370,3 +380,51 @@ def test_commit_only_hard_state_rides_along_with_the_next_durable_write() -> Non
         assert rig.log.saves[-1][1] == HardState(2, 3, 7)
 
     run(t)
+
+
+def test_follower_acks_before_a_small_apply_and_joins_a_large_one() -> None:
+    """A follower's append ack is what the leader waits for: with few committed entries it
+    leaves after the log write and the apply follows in a write of its own; a large batch
+    is applied in the log write's transaction (one fsync pair); a leader always joins."""
+    journal = Journal()
+    node = FakeNode(journal)
+    log, sm = FakeJointLog(journal), FakeJointStateMachine(journal)
+    driver = Driver(node, log, sm, FakeTransport(journal), DriverConfig(tick_ms=10))
+    ack = (AppendResponse(1, 2, 1, 0),)
+
+    async def ready(**fields: object) -> list[str]:
+        journal.events.clear()
+        node.extra = dict(fields)
+        driver._submit(lambda: None)  # wake the driver task
+        await until(lambda: "advance" in journal.events)
+        events = list(journal.events)
+        return events[: events.index("advance") + 1]  # this Ready's handling
+
+    async def main() -> None:
+        driver.start()
+        try:
+            node.become(Role.FOLLOWER, 1, 2)
+            ents = [Entry(1, i, data=b"k%d=v" % i) for i in range(1, 14)]
+            assert await ready(entries=tuple(ents[:1]), persisted_messages=ack) == [
+                "save entries=1", "send AppendResponse 2", "advance"]
+            small = await ready(
+                entries=(ents[1],), committed_entries=(ents[0],), persisted_messages=ack)
+            assert small == [
+                "save entries=1", "send AppendResponse 2", "apply 1..1", "advance"], small
+            assert SPLIT_APPLY_MAX < 10
+            large = await ready(
+                entries=(ents[11],), committed_entries=tuple(ents[1:11]), persisted_messages=ack)
+            assert large == [
+                "save entries=1", "joined", "apply 2..11", "send AppendResponse 2", "advance"
+            ], large
+            node.become(Role.LEADER, 2, 1)
+            leader = await ready(
+                entries=(ents[12],), committed_entries=(ents[11],), persisted_messages=ack)
+            assert leader == [
+                "save entries=1", "joined", "apply 12..12", "send AppendResponse 2", "advance"
+            ], leader
+            assert driver.applied == 12 and sm.data[b"k12"] == b"v"
+        finally:
+            await driver.stop()
+
+    asyncio.run(main())
