@@ -29,10 +29,12 @@ network, exactly as the deterministic simulator does in tests:
   state at the previous applied index with the entries still in the log to replay.
   ``persisted_messages`` leave, and applied/reads move, only after the commit. A Ready
   carrying a snapshot keeps the two-step path (its restore replaces the state first), and
-  so does a follower's Ready with at most ``SPLIT_APPLY_MAX`` committed entries: its
-  append acks (what the leader waits for) leave after a write of the log alone -- fewer
-  pages to flush, no apply work in front of them -- and the apply follows in a write of
-  its own. Large batches (heavy load) stay joined: one fsync pair for both.
+  so does every follower Ready: its append acks (what the leader waits for) leave after a
+  write of the log alone -- fewer pages to flush, no apply work in front of them -- and
+  the apply follows in a write of its own. (With lazy commit a follower learns that wave
+  k committed from the AppendEntries of wave k+1; joined, the apply of wave k would sit
+  in front of the ack of wave k+1.) Only a leader joins: its answers leave before the
+  commit anyway (``staged``), and it saves the second fsync pair.
 - **Off-loop I/O.** Steps 2 and 4 run on ONE dedicated I/O thread (a single-worker
   executor), so writes are never reordered. While the thread works the driver task keeps
   draining the inbox into the core: everything that arrives meanwhile (proposals, acks)
@@ -107,10 +109,6 @@ from kvraft.runtime.snapshots import SnapshotFiles
 from kvraft.runtime.waiters import ProposalTracker, ReadWaiters
 
 T = TypeVar("T")
-
-SPLIT_APPLY_MAX = 8
-"""A follower applies at most this many committed entries in a write of their own after
-its append acks have left, rather than in the same transaction (see the docstring)."""
 
 MembershipListener = Callable[[ConfChange, ConfState], None]
 
@@ -443,9 +441,8 @@ class Driver:
         if rd.snapshot is not None or rd.entries or hard is not None:
             t0 = self._clock()
             installed = None
-            if committed and rd.snapshot is None and self._joint is not None and (
-                self.role == Role.LEADER or len(committed) > SPLIT_APPLY_MAX
-            ):
+            joinable = self.role == Role.LEADER and rd.snapshot is None
+            if committed and joinable and self._joint is not None:
                 joined = await self._pump_until(self._in_io(
                     self._persist_joined, rd, hard, self._joint, committed, self.conf_state,
                     staged,

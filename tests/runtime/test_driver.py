@@ -27,7 +27,6 @@ from kvraft.core.types import (
 )
 from kvraft.errors import NotLeader
 from kvraft.runtime import Driver, DriverConfig
-from kvraft.runtime.driver import SPLIT_APPLY_MAX
 from kvraft.runtime.errors import DriverStopped, OutcomeUnknown, Overloaded
 
 from .fakes import (
@@ -382,10 +381,10 @@ def test_commit_only_hard_state_rides_along_with_the_next_durable_write() -> Non
     run(t)
 
 
-def test_follower_acks_before_a_small_apply_and_joins_a_large_one() -> None:
-    """A follower's append ack is what the leader waits for: with few committed entries it
-    leaves after the log write and the apply follows in a write of its own; a large batch
-    is applied in the log write's transaction (one fsync pair); a leader always joins."""
+def test_follower_acks_before_applying_and_a_leader_joins_its_writes() -> None:
+    """A follower's append ack is what the leader waits for: it leaves after the log write
+    and the apply follows in a write of its own, however many entries committed; a leader
+    applies in the log write's transaction (one fsync pair)."""
     journal = Journal()
     node = FakeNode(journal)
     log, sm = FakeJointLog(journal), FakeJointStateMachine(journal)
@@ -411,12 +410,10 @@ def test_follower_acks_before_a_small_apply_and_joins_a_large_one() -> None:
                 entries=(ents[1],), committed_entries=(ents[0],), persisted_messages=ack)
             assert small == [
                 "save entries=1", "send AppendResponse 2", "apply 1..1", "advance"], small
-            assert SPLIT_APPLY_MAX < 10
             large = await ready(
                 entries=(ents[11],), committed_entries=tuple(ents[1:11]), persisted_messages=ack)
             assert large == [
-                "save entries=1", "joined", "apply 2..11", "send AppendResponse 2", "advance"
-            ], large
+                "save entries=1", "send AppendResponse 2", "apply 2..11", "advance"], large
             node.become(Role.LEADER, 2, 1)
             leader = await ready(
                 entries=(ents[12],), committed_entries=(ents[11],), persisted_messages=ack)
