@@ -19,22 +19,10 @@ network, exactly as the deterministic simulator does in tests:
      membership saved with the applied index); resolve the proposals and reads they
      satisfy;
   5. ``advance(ready)``.
-- **One transaction per Ready** (``JointStateMachine``: the KV state in the LMDB log
-  store's own environment). When a Ready without a snapshot has both something to
-  persist and committed entries, steps 2 and 4 are ONE durable transaction: entries,
-  hard state, then the state machine's writes and applied index (one fsync pair instead
-  of two). This is sound because committed entries are durable in the log since an
-  EARLIER Ready (the core hands out only entries below its unstable offset), so the
-  apply never depends on this Ready's writes, and a crash before the commit leaves the
-  state at the previous applied index with the entries still in the log to replay.
-  ``persisted_messages`` leave, and applied/reads move, only after the commit. A Ready
-  carrying a snapshot keeps the two-step path (its restore replaces the state first), and
-  so does every follower Ready: its append acks (what the leader waits for) leave after a
-  write of the log alone -- fewer pages to flush, no apply work in front of them -- and
-  the apply follows in a write of its own. (With lazy commit a follower learns that wave
-  k committed from the AppendEntries of wave k+1; joined, the apply of wave k would sit
-  in front of the ack of wave k+1.) Only a leader joins: its answers leave before the
-  commit anyway (``staged``), and it saves the second fsync pair.
+- **One transaction per Ready** (``JointStateMachine``). A leader's Ready without a
+  snapshot that has both something to persist and committed entries does steps 2 and 4
+  as ONE durable transaction; why that is sound, and why followers and Readys with a
+  snapshot keep two writes, is in persist.py (``ReadyWriter``: what each write holds).
 - **Off-loop I/O.** Steps 2 and 4 run on ONE dedicated I/O thread (a single-worker
   executor), so writes are never reordered. While the thread works the driver task keeps
   draining the inbox into the core: everything that arrives meanwhile (proposals, acks)
@@ -51,9 +39,9 @@ network, exactly as the deterministic simulator does in tests:
   Overloaded.
 - **Snapshots.** After ``snapshot_entries`` applied entries the state machine writes a
   snapshot on a separate thread (a consistent read view; writes go on), then the log is
-  compacted behind it on the I/O thread. InstallSnapshot messages are streamed by the
-  transport from the latest local snapshot file; a received snapshot is restored before
-  ``LogStore.save(snapshot=...)``.
+  compacted behind it on the I/O thread (snapshot_scheduler.py). InstallSnapshot
+  messages are streamed by the transport from the latest local snapshot file; a received
+  snapshot is restored before ``LogStore.save(snapshot=...)`` (persist.py).
 - **Failure.** Any storage error or broken invariant is fatal: the driver fails every
   waiter with DriverStopped, stops, and ``done`` carries the error (the server exits).
 """
@@ -63,11 +51,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import structlog
 
@@ -78,23 +65,20 @@ from kvraft.core.types import (
     ConfState,
     Entry,
     EntryType,
-    HardState,
     Heartbeat,
     HeartbeatResponse,
     InstallSnapshot,
     Message,
     Ready,
     Role,
-    SnapshotMeta,
     decode_conf_change,
 )
-from kvraft.errors import Compacted, KvRaftError, NotLeader
+from kvraft.errors import KvRaftError, NotLeader
 from kvraft.runtime.base import (
     DriverConfig,
     DriverStats,
     DurableLog,
     JointApplyFn,
-    JointLog,
     JointStateMachine,
     LocalSnapshot,
     RaftNode,
@@ -105,6 +89,8 @@ from kvraft.runtime.errors import DriverStopped, OutcomeUnknown
 from kvraft.runtime.freshness import Freshness, quorum_time
 from kvraft.runtime.histogram import Histogram
 from kvraft.runtime.inbox import Inbox
+from kvraft.runtime.persist import ReadyWriter
+from kvraft.runtime.snapshot_scheduler import SnapshotScheduler
 from kvraft.runtime.snapshots import SnapshotFiles
 from kvraft.runtime.waiters import ProposalTracker, ReadWaiters
 
@@ -148,9 +134,6 @@ class Driver:
         self._log_ = structlog.get_logger("kvraft.runtime").bind(node_id=node.id)
 
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kvraft-io-{node.id}")
-        self._snap_pool = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"kvraft-snap-{node.id}"
-        )
         self._inbox = Inbox(config.tick_ms)  # work for the driver task, and ticks
         self._task: asyncio.Task[None] | None = None  # the driver task, once started
         self._stopping = False  # no new work accepted once True
@@ -164,8 +147,6 @@ class Driver:
         self.role = node.role  # role as of the latest Ready
         self.conf_state = node.conf_state  # membership applied (in force) on this node
         self._files = SnapshotFiles(latest_snapshot)  # local and received snapshot files
-        self._since_snapshot = applied_index - log.snapshot_meta().index  # applied since
-        self._snapshotting: asyncio.Future[LocalSnapshot] | None = None  # running snapshot
         self._proposals = ProposalTracker(
             config.max_inflight_proposals, config.max_inflight_bytes
         )
@@ -179,8 +160,13 @@ class Driver:
         self._timing_read = False  # a read is being timed for read_latency
         self._waiting: set[asyncio.Future[Any]] = set()  # caller futures not yet resolved
         self._term_committed = False  # leader only: an entry of the current term applied
-        self._saved_hard = log.initial_state()[0]  # hard state as last written to the log
-        self._unsaved_hard: HardState | None = None  # newer commit-only hard state, unwritten
+        self._writer = ReadyWriter(log, state)  # what each Ready's durable write holds
+        self._snapshots = SnapshotScheduler(  # local snapshots and log compaction
+            node_id=node.id, every=config.snapshot_entries, files=self._files,
+            since=applied_index - log.snapshot_meta().index, log=log, state=state,
+            stats=self.stats, applied=lambda: self.applied, submit=self._submit,
+            in_io=self._in_io, fatal_later=self._fatal_later,
+        )
         self._flush_timer: asyncio.TimerHandle | None = None  # pending commit flush (leader)
 
     # ------------------------------------------------------------------ lifecycle
@@ -205,7 +191,7 @@ class Driver:
     async def _shutdown_threads(self) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._io.shutdown, True)
-        await loop.run_in_executor(None, self._snap_pool.shutdown, True)
+        await loop.run_in_executor(None, self._snapshots.shutdown)
 
     # ------------------------------------------------------------------ transport -> driver
     def deliver(self, messages: Sequence[Message]) -> None:
@@ -326,7 +312,7 @@ class Driver:
         fut: asyncio.Future[LocalSnapshot] = self._new_future()
 
         def work() -> None:
-            running = self._start_snapshot()
+            running = self._snapshots.start()
             running.add_done_callback(lambda f: _chain(f, fut))
 
         self._submit(work)
@@ -385,6 +371,11 @@ class Driver:
         return self._node.commit
 
     @property
+    def latest_snapshot(self) -> LocalSnapshot | None:
+        """The newest complete local snapshot file (taken here or installed)."""
+        return self._snapshots.latest
+
+    @property
     def fatal(self) -> BaseException | None:
         """The error that stopped the driver, if any."""
         if self.done is None or not self.done.done() or self.done.cancelled():
@@ -429,7 +420,7 @@ class Driver:
         cc_results = self._apply_conf_changes(committed)
         stats = self.stats
         stats.readys += 1
-        hard = self._hard_state_to_save(rd)
+        hard = self._writer.hard_state_to_save(rd)
         # proposers hear their results as soon as they are computed (the entries are
         # durable in the log); applied/reads move only once the state commit is done
         loop = asyncio.get_running_loop()
@@ -444,15 +435,14 @@ class Driver:
             joinable = self.role == Role.LEADER and rd.snapshot is None
             if committed and joinable and self._joint is not None:
                 joined = await self._pump_until(self._in_io(
-                    self._persist_joined, rd, hard, self._joint, committed, self.conf_state,
+                    self._writer.persist_joined, rd, hard, self._joint, committed, self.conf_state,
                     staged,
                 ))
             else:
                 received = self._files.take_received(rd.snapshot) if rd.snapshot else []
-                saving = self._in_io(self._persist, rd, hard, received)
+                saving = self._in_io(self._writer.persist, rd, hard, received)
                 installed = await self._pump_until(saving)
-            self._saved_hard = hard or self._saved_hard
-            self._unsaved_hard = None
+            self._writer.saved(hard)
             stats.save_seconds += self._clock() - t0
             stats.saves += 1
             stats.entries_saved += len(rd.entries)
@@ -478,7 +468,7 @@ class Driver:
             self._reads.drop(rid, NotLeader(self._node.leader, _not_leader_msg(self._node.leader)))
         self._node.advance(rd)
         self._check_leadership()
-        self._maybe_snapshot()
+        self._snapshots.maybe_start()
         self._arm_commit_flush()
         await self._notify()
 
@@ -496,61 +486,6 @@ class Driver:
 
         loop = asyncio.get_running_loop()
         self._flush_timer = loop.call_later(delay / 1000, self._submit, flush)
-
-    def _hard_state_to_save(self, rd: Ready) -> HardState | None:
-        """The hard state to persist with this Ready, or None.
-
-        Like etcd (raft.MustSync), a change of the commit index alone is not written on
-        its own: the commit index may be lost in a crash (the core recovers it from the
-        leader and from the applied index), so it rides along with the next write that
-        must be durable -- new entries, a snapshot, or a new term or vote (which must be
-        on disk before any message that depends on them)."""
-        hs = rd.hard_state or self._unsaved_hard
-        if hs is None:
-            return None
-        saved = self._saved_hard
-        if rd.entries or rd.snapshot is not None or (hs.term, hs.vote) != (saved.term, saved.vote):
-            return hs
-        self._unsaved_hard = hs  # commit only: wait for the next durable write
-        return None
-
-    def _persist(
-        self, rd: Ready, hard: HardState | None, received: Sequence[str]
-    ) -> LocalSnapshot | None:
-        """I/O thread: restore a received snapshot (``received[0]``; the rest are older
-        received files to delete), then one durable save of the Ready."""
-        installed = None
-        if rd.snapshot is not None:
-            installed = self._sm.restore_snapshot(received[0], rd.snapshot)
-            for stale in received[1:]:  # superseded transfers: never installed
-                with contextlib.suppress(OSError):
-                    os.unlink(stale)
-        self._log.save(entries=rd.entries, hard_state=hard, snapshot=rd.snapshot)
-        return installed
-
-    def _persist_joined(
-        self, rd: Ready, hard: HardState | None, joint: JointApplyFn,
-        committed: Sequence[Entry], conf_state: ConfState,
-        staged: Callable[[Sequence[object | None]], None],
-    ) -> Sequence[object | None]:
-        """I/O thread: one durable transaction holding the Ready's entries and hard state,
-        then the apply of ``committed`` with the applied index and ``conf_state``; returns
-        the apply's results. ``staged`` may answer proposers before the commit only
-        because ``committed`` was durable in the log before this transaction began."""
-        first_new = rd.entries[0].index if rd.entries else None
-        if first_new is not None and committed[-1].index >= first_new:
-            raise AssertionError(
-                f"committed entry {committed[-1].index} handed out before it was durable "
-                f"(this Ready persists entries from {first_new})"
-            )
-        out: list[Sequence[object | None]] = []
-
-        def extra(txn: object) -> None:
-            out.append(joint(txn, committed, conf_state, staged))
-
-        cast(JointLog, self._log).save(entries=rd.entries, hard_state=hard, extra=extra)
-        assert len(out) == 1, "the log store did not run the apply in its transaction"
-        return out[0]
 
     def _apply_conf_changes(self, committed: Sequence[Entry]) -> dict[int, ConfState]:
         """Call the core's apply_conf_change for each committed CONF_CHANGE entry, in
@@ -592,16 +527,16 @@ class Driver:
         self.applied, self.applied_term = last.index, last.term
         if last.term == self._node.term and self._node.role == Role.LEADER:
             self._term_committed = True
-        self._since_snapshot += len(committed)
+        self._snapshots.since += len(committed)
         self._freshness.applied(self.applied)
         self._reads.applied_to(self.applied)
 
     def _installed_snapshot(self, snap: LocalSnapshot) -> None:
         meta = snap.meta
-        self._register_snapshot(snap)
+        self._snapshots.register(snap)
         self.applied, self.applied_term = meta.index, meta.term
         self.conf_state = meta.conf_state
-        self._since_snapshot = 0
+        self._snapshots.since = 0
         self._freshness.applied(self.applied)
         self._reads.applied_to(self.applied)
         self.stats.snapshots_installed += 1
@@ -638,65 +573,6 @@ class Driver:
         else:
             self._proposals.fail_terms_other_than(node.term, _outcome_unknown)
 
-    # ------------------------------------------------------------------ snapshots
-    def _maybe_snapshot(self) -> None:
-        n = self.config.snapshot_entries
-        if n > 0 and self._since_snapshot >= n and self._snapshotting is None:
-            self._start_snapshot()
-
-    def _start_snapshot(self) -> asyncio.Future[LocalSnapshot]:
-        if self._snapshotting is not None:
-            return self._snapshotting
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[LocalSnapshot] = loop.create_future()
-        self._snapshotting = fut
-        written = loop.run_in_executor(self._snap_pool, self._sm.write_snapshot)
-        written.add_done_callback(lambda w: self._submit(lambda: self._snapshot_written(w, fut)))
-        return fut
-
-    def _snapshot_written(
-        self, written: asyncio.Future[LocalSnapshot], fut: asyncio.Future[LocalSnapshot]
-    ) -> None:
-        """Driver task: the snapshot file is complete; compact the log behind it."""
-        exc = written.exception()
-        if exc is not None:
-            self._snapshotting = None
-            self._log_.error("snapshot failed", error=repr(exc))
-            if not fut.done():
-                fut.set_exception(exc)
-            return
-        snap = written.result()
-        self.stats.snapshots += 1
-        self._register_snapshot(snap)
-        self._since_snapshot = self.applied - snap.meta.index
-        compacted = self._in_io(self._compact, snap.meta)
-
-        def finished(c: asyncio.Future[None]) -> None:
-            self._snapshotting = None
-            if c.exception() is not None:
-                if not fut.done():
-                    fut.set_exception(c.exception() or RuntimeError())
-                self._fatal_later(c.exception())
-                return
-            self._log_.info("snapshot taken, log compacted", index=snap.meta.index,
-                            term=snap.meta.term, size=snap.size)
-            if not fut.done():
-                fut.set_result(snap)
-
-        compacted.add_done_callback(finished)
-
-    def _compact(self, meta: SnapshotMeta) -> None:
-        with contextlib.suppress(Compacted):  # a newer snapshot was installed meanwhile
-            self._log.compact(meta)
-
-    def _register_snapshot(self, snap: LocalSnapshot) -> None:
-        self._files.register(snap)
-
-    @property
-    def latest_snapshot(self) -> LocalSnapshot | None:
-        """The newest complete local snapshot file (taken here or installed)."""
-        return self._files.latest
-
     # ------------------------------------------------------------------ plumbing
     def _send(self, messages: Sequence[Message]) -> None:
         if not messages:
@@ -710,7 +586,7 @@ class Driver:
                                        index=m.meta.index, to=m.dst)
                     self._submit(functools.partial(self._node.report_snapshot, m.dst, False))
                     # the log is compacted behind it: the core's next attempt has a file
-                    self._start_snapshot()
+                    self._snapshots.start()
                 else:
                     self._log_.info("sending snapshot", to=m.dst, index=m.meta.index)
                     self._transport.send_snapshot(m, snap)
