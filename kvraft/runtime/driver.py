@@ -30,7 +30,7 @@ network, exactly as the deterministic simulator does in tests:
   requests.
 - **Proposals** resolve when the entry at their index is applied: same term -> the apply
   result; another term -> OutcomeUnknown. Losing leadership fails pending proposals with
-  OutcomeUnknown and unanswered reads with NotLeader.
+  OutcomeUnknown and unanswered reads with NotLeader (leadership.py).
 - **Reads** (ReadIndex) resolve with their read index once applied >= it.
 - **Backpressure.** At most ``max_inflight_proposals`` proposals and
   ``max_inflight_bytes`` bytes in flight; beyond that ``propose`` raises Overloaded.
@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -85,10 +84,12 @@ from kvraft.runtime.base import (
     StateMachine,
     Transport,
 )
+from kvraft.runtime.callers import CallerFutures, chain, settle
 from kvraft.runtime.errors import DriverStopped, OutcomeUnknown
-from kvraft.runtime.freshness import Freshness, quorum_time
+from kvraft.runtime.freshness import Freshness
 from kvraft.runtime.histogram import Histogram
 from kvraft.runtime.inbox import Inbox
+from kvraft.runtime.leadership import Leadership, not_leader_msg
 from kvraft.runtime.persist import ReadyWriter
 from kvraft.runtime.snapshot_scheduler import SnapshotScheduler
 from kvraft.runtime.snapshots import SnapshotFiles
@@ -153,13 +154,14 @@ class Driver:
         self._reads = ReadWaiters(config.max_pending_reads)
         self._freshness = Freshness()
         self._freshness.applied(applied_index)
-        self._acks: dict[int, float] = {}  # leader only: peer -> last ack time this term
         self._changed: asyncio.Condition | None = None  # notified after every Ready
         self.stats = DriverStats()  # counters; read by metrics and benchmarks
         self.read_latency = Histogram()  # ReadIndex wait, sampled: one timed read at a time
         self._timing_read = False  # a read is being timed for read_latency
-        self._waiting: set[asyncio.Future[Any]] = set()  # caller futures not yet resolved
-        self._term_committed = False  # leader only: an entry of the current term applied
+        self._callers = CallerFutures()  # caller futures not yet resolved
+        self._leadership = Leadership(  # acks, term commit, failing waiters on loss
+            node, self._proposals, self._reads, self._freshness, self.stats, clock
+        )
         self._writer = ReadyWriter(log, state)  # what each Ready's durable write holds
         self._snapshots = SnapshotScheduler(  # local snapshots and log compaction
             node_id=node.id, every=config.snapshot_entries, files=self._files,
@@ -313,7 +315,7 @@ class Driver:
 
         def work() -> None:
             running = self._snapshots.start()
-            running.add_done_callback(lambda f: _chain(f, fut))
+            running.add_done_callback(lambda f: chain(f, fut))
 
         self._submit(work)
         return await fut
@@ -465,9 +467,9 @@ class Driver:
         for rs in rd.read_states:
             self._reads.answered(rs.request_id, rs.index, self.applied)
         for rid in rd.dropped_reads:
-            self._reads.drop(rid, NotLeader(self._node.leader, _not_leader_msg(self._node.leader)))
+            self._reads.drop(rid, NotLeader(self._node.leader, not_leader_msg(self._node.leader)))
         self._node.advance(rd)
-        self._check_leadership()
+        self._leadership.check()
         self._snapshots.maybe_start()
         self._arm_commit_flush()
         await self._notify()
@@ -525,8 +527,7 @@ class Driver:
         self._answer(committed, results, cc_results)
         last = committed[-1]
         self.applied, self.applied_term = last.index, last.term
-        if last.term == self._node.term and self._node.role == Role.LEADER:
-            self._term_committed = True
+        self._leadership.applied(last.term)
         self._snapshots.since += len(committed)
         self._freshness.applied(self.applied)
         self._reads.applied_to(self.applied)
@@ -549,29 +550,7 @@ class Driver:
             return
         old_leader, old_role, old_term = self.leader, self.role, self.term
         self.leader, self.role, self.term = ss.leader, ss.role, ss.term
-        if ss.term != old_term or ss.role != Role.LEADER:
-            self._acks.clear()
-            self._term_committed = False
-        if ss.role != old_role and ss.role in (Role.PRE_CANDIDATE, Role.CANDIDATE):
-            self._log_.info("election started", term=ss.term, role=ss.role.name)
-        if ss.leader != old_leader and ss.leader:
-            self.stats.leader_changes += 1
-        if ss.leader != old_leader or (ss.role == Role.LEADER) != (old_role == Role.LEADER):
-            if ss.role == Role.LEADER:
-                self._log_.info("became leader", term=ss.term)
-            else:
-                self._log_.info("leader changed", term=ss.term, leader=ss.leader or None)
-
-    def _check_leadership(self) -> None:
-        node = self._node
-        if node.role != Role.LEADER:
-            lost = self._proposals.fail_all(_outcome_unknown)
-            leader = node.leader
-            self._reads.fail_unanswered(lambda: NotLeader(leader, _not_leader_msg(leader)))
-            if lost:
-                self._log_.info("leadership lost: proposals outcome unknown", proposals=lost)
-        else:
-            self._proposals.fail_terms_other_than(node.term, _outcome_unknown)
+        self._leadership.observe(old_leader, old_role, old_term, ss)
 
     # ------------------------------------------------------------------ plumbing
     def _send(self, messages: Sequence[Message]) -> None:
@@ -580,16 +559,7 @@ class Driver:
         plain: list[Message] = []
         for m in messages:
             if isinstance(m, InstallSnapshot):
-                snap = self._files.for_index(m.meta.index)
-                if snap is None:
-                    self._log_.warning("no snapshot file to send: taking a new snapshot",
-                                       index=m.meta.index, to=m.dst)
-                    self._submit(functools.partial(self._node.report_snapshot, m.dst, False))
-                    # the log is compacted behind it: the core's next attempt has a file
-                    self._snapshots.start()
-                else:
-                    self._log_.info("sending snapshot", to=m.dst, index=m.meta.index)
-                    self._transport.send_snapshot(m, snap)
+                self._snapshots.send(m, self._transport, self._node)
             else:
                 plain.append(m)
         if plain:
@@ -604,21 +574,14 @@ class Driver:
             match m:
                 case AppendEntries() | Heartbeat() if m.term == node.term and m.src == node.leader:
                     self._freshness.heard(m.commit, now)
-                case AppendResponse() | HeartbeatResponse() if (
-                    m.term == node.term and node.role == Role.LEADER and self._term_committed
-                ):
-                    self._acks[m.src] = now
-                    qt = quorum_time(node.id, node.conf_state.voters, self._acks, now)
-                    if qt is not None:
-                        self._freshness.heard(node.commit, qt)
+                case AppendResponse() | HeartbeatResponse():
+                    self._leadership.acked(m, now)
                 case _:
                     pass
 
     def _tick(self) -> None:
-        node = self._node
-        node.tick()
-        if self._term_committed and node.conf_state.voters == {node.id}:
-            self._freshness.heard(node.commit, self._clock())
+        self._node.tick()
+        self._leadership.ticked()
 
     def _submit(self, work: Callable[[], None]) -> None:
         self._inbox.put(work)
@@ -633,18 +596,7 @@ class Driver:
     async def _call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the driver task (it may touch the core) and return its result."""
         fut: asyncio.Future[T] = self._new_future()
-
-        def work() -> None:
-            try:
-                result = fn()
-            except Exception as exc:  # noqa: BLE001 - handed to the caller
-                if not fut.done():
-                    fut.set_exception(exc)
-                return
-            if not fut.done():
-                fut.set_result(result)
-
-        self._submit(work)
+        self._submit(lambda: settle(fut, fn))
         return await fut
 
     async def _notify(self) -> None:
@@ -671,38 +623,9 @@ class Driver:
         ))
         self._reads.fail_all(lambda: DriverStopped(stopped))
         self._inbox.close()
-        for fut in list(self._waiting):  # callers whose work was still queued
-            if not fut.done():
-                fut.set_exception(DriverStopped(stopped))
-        self._waiting.clear()
+        self._callers.fail_all(lambda: DriverStopped(stopped))
 
     def _new_future(self) -> asyncio.Future[Any]:
         """A future for a caller; failed with DriverStopped if the driver stops first."""
         self._check_running()
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting.add(fut)
-        fut.add_done_callback(self._waiting.discard)
-        return fut
-
-
-def _outcome_unknown() -> Exception:
-    return OutcomeUnknown(
-        "leadership was lost before the write applied: the outcome is unknown; "
-        "retry with the same session sequence number"
-    )
-
-
-def _not_leader_msg(leader: int) -> str:
-    return f"not leader (known leader: {leader or 'none'})"
-
-
-def _chain(src: asyncio.Future[T], dst: asyncio.Future[T]) -> None:
-    if dst.done():
-        return
-    if src.cancelled():
-        dst.cancel()
-    elif src.exception() is not None:
-        dst.set_exception(src.exception() or RuntimeError())
-    else:
-        dst.set_result(src.result())
-
+        return self._callers.new()

@@ -1,7 +1,7 @@
 """When the driver takes a local snapshot, and how the log is compacted behind it.
 
 After ``snapshot_entries`` applied entries (or on demand: an operator's snapshot, or an
-InstallSnapshot with no file to carry) the state machine writes a snapshot on the
+InstallSnapshot with no file to carry, see ``send``) the state machine writes a snapshot on the
 snapshot thread (a consistent read view; writes go on); back on the driver task the
 file is registered (snapshots.py) and the log is compacted behind it on the driver's
 I/O thread. At most one snapshot runs at a time; a second request joins it.
@@ -14,15 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
 
-from kvraft.core.types import SnapshotMeta
+from kvraft.core.types import InstallSnapshot, SnapshotMeta
 from kvraft.errors import Compacted
-from kvraft.runtime.base import DriverStats, DurableLog, LocalSnapshot, StateMachine
+from kvraft.runtime.base import (
+    DriverStats,
+    DurableLog,
+    LocalSnapshot,
+    RaftNode,
+    StateMachine,
+    Transport,
+)
 from kvraft.runtime.snapshots import SnapshotFiles
 
 
@@ -110,6 +118,20 @@ class SnapshotScheduler:
                 fut.set_result(snap)
 
         compacted.add_done_callback(finished)
+
+    def send(self, m: InstallSnapshot, transport: Transport, node: RaftNode) -> None:
+        """Driver task: hand ``m`` to the transport with the local file standing for its
+        snapshot; without one, tell the core the transfer failed and take a new one."""
+        snap = self.files.for_index(m.meta.index)
+        if snap is None:
+            self._log_.warning("no snapshot file to send: taking a new snapshot",
+                               index=m.meta.index, to=m.dst)
+            self._submit(functools.partial(node.report_snapshot, m.dst, False))
+            # the log is compacted behind it: the core's next attempt has a file
+            self.start()
+        else:
+            self._log_.info("sending snapshot", to=m.dst, index=m.meta.index)
+            transport.send_snapshot(m, snap)
 
     def _compact(self, meta: SnapshotMeta) -> None:
         with contextlib.suppress(Compacted):  # a newer snapshot was installed meanwhile
