@@ -15,9 +15,9 @@ network, exactly as the deterministic simulator does in tests:
      ``entries`` and ``hard_state`` in one durable write (one fsync: group commit);
   3. send ``persisted_messages`` (vote requests and grants, append acks: they depend on step 2);
   4. apply ``committed_entries`` through the state machine in one transaction (for
-     CONF_CHANGE entries the core's ``apply_conf_change`` is called and the resulting
-     membership saved with the applied index); resolve the proposals and reads they
-     satisfy;
+     CONF_CHANGE entries the core's ``apply_conf_change`` is called, conf_changes.py, and
+     the resulting membership saved with the applied index); resolve the proposals and
+     reads they satisfy;
   5. ``advance(ready)``.
 - **One transaction per Ready** (``JointStateMachine``). A leader's Ready without a
   snapshot that has both something to persist and committed entries does steps 2 and 4
@@ -63,14 +63,12 @@ from kvraft.core.types import (
     ConfChange,
     ConfState,
     Entry,
-    EntryType,
     Heartbeat,
     HeartbeatResponse,
     InstallSnapshot,
     Message,
     Ready,
     Role,
-    decode_conf_change,
 )
 from kvraft.errors import KvRaftError, NotLeader
 from kvraft.runtime.base import (
@@ -85,6 +83,8 @@ from kvraft.runtime.base import (
     Transport,
 )
 from kvraft.runtime.callers import CallerFutures, chain, settle
+from kvraft.runtime.commit_flush import CommitFlush
+from kvraft.runtime.conf_changes import apply_conf_changes
 from kvraft.runtime.errors import DriverStopped, OutcomeUnknown
 from kvraft.runtime.freshness import Freshness
 from kvraft.runtime.histogram import Histogram
@@ -148,11 +148,9 @@ class Driver:
         self.role = node.role  # role as of the latest Ready
         self.conf_state = node.conf_state  # membership applied (in force) on this node
         self._files = SnapshotFiles(latest_snapshot)  # local and received snapshot files
-        self._proposals = ProposalTracker(
-            config.max_inflight_proposals, config.max_inflight_bytes
-        )
+        self._proposals = ProposalTracker(config.max_inflight_proposals, config.max_inflight_bytes)
         self._reads = ReadWaiters(config.max_pending_reads)
-        self._freshness = Freshness()
+        self._freshness = Freshness()  # evidence for bounded-staleness reads
         self._freshness.applied(applied_index)
         self._changed: asyncio.Condition | None = None  # notified after every Ready
         self.stats = DriverStats()  # counters; read by metrics and benchmarks
@@ -169,7 +167,7 @@ class Driver:
             stats=self.stats, applied=lambda: self.applied, submit=self._submit,
             in_io=self._in_io, fatal_later=self._fatal_later,
         )
-        self._flush_timer: asyncio.TimerHandle | None = None  # pending commit flush (leader)
+        self._commit_flush = CommitFlush(node, config.commit_flush_ms, self._submit)  # leader
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -401,8 +399,7 @@ class Driver:
         finally:
             self._stopping = True
             self._inbox.close()
-            if self._flush_timer is not None:
-                self._flush_timer.cancel()
+            self._commit_flush.cancel()
             self._fail_everything(error)
             if not self.done.done():
                 if error is None or isinstance(error, asyncio.CancelledError):
@@ -419,7 +416,7 @@ class Driver:
             # thread starts the write and competes with them for the GIL
             await asyncio.sleep(0)
         committed = rd.committed_entries
-        cc_results = self._apply_conf_changes(committed)
+        cc_results = apply_conf_changes(self._node, committed, self._membership_changed)
         stats = self.stats
         stats.readys += 1
         hard = self._writer.hard_state_to_save(rd)
@@ -471,45 +468,18 @@ class Driver:
         self._node.advance(rd)
         self._leadership.check()
         self._snapshots.maybe_start()
-        self._arm_commit_flush()
+        self._commit_flush.arm()
         await self._notify()
 
-    def _arm_commit_flush(self) -> None:
-        """Leader with a lazy core: if a follower has not been sent the commit index,
-        make sure it is, at the latest ``commit_flush_ms`` from now (under load the next
-        AppendEntries carries it first and the flush finds nothing to send)."""
-        delay = self.config.commit_flush_ms
-        if delay <= 0 or self._flush_timer is not None or not self._node.commit_unsent():
-            return
-
-        def flush() -> None:
-            self._flush_timer = None
-            self._node.flush_commit()
-
-        loop = asyncio.get_running_loop()
-        self._flush_timer = loop.call_later(delay / 1000, self._submit, flush)
-
-    def _apply_conf_changes(self, committed: Sequence[Entry]) -> dict[int, ConfState]:
-        """Call the core's apply_conf_change for each committed CONF_CHANGE entry, in
-        order (``conf_state`` follows); returns the membership after each, by index."""
-        results: dict[int, ConfState] = {}
-        for e in committed:
-            if e.type != EntryType.CONF_CHANGE:
-                continue
-            try:
-                cc = decode_conf_change(e.data)
-            except ValueError as exc:
-                raise AssertionError(f"committed entry {e.index} is not a conf change") from exc
-            conf = self._node.apply_conf_change(cc)
-            results[e.index] = conf
-            self.conf_state = conf
-            self._log_.info(
-                "membership changed", index=e.index, change=cc.type.name, member=cc.node_id,
-                voters=sorted(conf.voters), learners=sorted(conf.learners),
-            )
-            if self._on_membership is not None:
-                self._on_membership(cc, conf)
-        return results
+    def _membership_changed(self, index: int, cc: ConfChange, conf: ConfState) -> None:
+        """The committed conf change at ``index`` is in force (``conf_state`` follows)."""
+        self.conf_state = conf
+        self._log_.info(
+            "membership changed", index=index, change=cc.type.name, member=cc.node_id,
+            voters=sorted(conf.voters), learners=sorted(conf.learners),
+        )
+        if self._on_membership is not None:
+            self._on_membership(cc, conf)
 
     def _answer(
         self, committed: Sequence[Entry], results: Sequence[object | None],
@@ -534,10 +504,9 @@ class Driver:
 
     def _installed_snapshot(self, snap: LocalSnapshot) -> None:
         meta = snap.meta
-        self._snapshots.register(snap)
+        self._snapshots.installed(snap)
         self.applied, self.applied_term = meta.index, meta.term
         self.conf_state = meta.conf_state
-        self._snapshots.since = 0
         self._freshness.applied(self.applied)
         self._reads.applied_to(self.applied)
         self.stats.snapshots_installed += 1

@@ -141,6 +141,12 @@ class SnapshotScheduler:
         """A local snapshot file is complete (taken here or installed from a leader)."""
         self.files.register(snap)
 
+    def installed(self, snap: LocalSnapshot) -> None:
+        """A snapshot from the leader was installed: its file is the latest, and the
+        count of applied entries starts again from it."""
+        self.register(snap)
+        self.since = 0
+
     @property
     def latest(self) -> LocalSnapshot | None:
         """The newest complete local snapshot file (taken here or installed)."""

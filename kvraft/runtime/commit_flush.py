@@ -1,0 +1,48 @@
+"""The commit flush timer of a leader whose core holds commit indexes back.
+
+With ``Config.lazy_commit`` a leader's core tells followers a new commit index only with
+the next AppendEntries that carries entries, a heartbeat, or ``flush_commit()``. After
+every Ready the driver (driver.py) calls ``arm``: if a follower has not been sent the
+commit index, it is sent at the latest ``commit_flush_ms`` from now (under load the next
+AppendEntries carries it first and the flush finds nothing to send).
+
+Used only on the driver's event loop; the flush itself runs on the driver task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from kvraft.runtime.base import RaftNode
+
+
+class CommitFlush:
+    """At most one pending flush of the core's unsent commit index."""
+
+    def __init__(
+        self, node: RaftNode, delay_ms: int, submit: Callable[[Callable[[], None]], None]
+    ) -> None:
+        self._node = node  # the driver's core; touched only on the driver task
+        self._delay_ms = delay_ms  # commit_flush_ms; 0 or less: never by timer
+        self._submit = submit  # runs work on the driver task
+        self._timer: asyncio.TimerHandle | None = None  # pending commit flush (leader)
+
+    def arm(self) -> None:
+        """Driver task, after a Ready: schedule a flush if the core has an unsent commit
+        index and none is pending."""
+        delay = self._delay_ms
+        if delay <= 0 or self._timer is not None or not self._node.commit_unsent():
+            return
+
+        def flush() -> None:
+            self._timer = None
+            self._node.flush_commit()
+
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(delay / 1000, self._submit, flush)
+
+    def cancel(self) -> None:
+        """The driver stops: drop a pending flush."""
+        if self._timer is not None:
+            self._timer.cancel()
