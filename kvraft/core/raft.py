@@ -38,16 +38,17 @@ Rules, beyond the Raft paper's Figure 2:
   an index that a quorum of voters holds AND whose entry is of the current term (Figure
   8). With check-quorum a leader that has not heard from a quorum within
   ``election_ticks`` steps down.
-- Replication (see progress.py): PROBE sends one AppendEntries at a time; REPLICATE
-  streams within an inflight window; SNAPSHOT waits for the transport. Sends are
-  batched: proposals and acks only mark followers dirty, and ``flush`` (called before
-  each Ready) sends each follower at most what it needs, in messages bounded by count
-  and bytes. A rejection carries a hint (the follower's largest index with a term <=
-  the rejected prev term), so a divergent or lagging follower is found in O(terms)
-  round trips, not O(entries).
+- Replication (see progress.py; the follower's side is follower.py): PROBE sends one
+  AppendEntries at a time; REPLICATE streams within an inflight window; SNAPSHOT waits
+  for the transport. Sends are batched: proposals and acks only mark followers dirty,
+  and ``flush`` (called before each Ready) sends each follower at most what it needs, in
+  messages bounded by count and bytes. A rejection carries a hint (the follower's
+  largest index with a term <= the rejected prev term), so a divergent or lagging
+  follower is found in O(terms) round trips, not O(entries).
 - Snapshots: a follower whose next index is compacted gets InstallSnapshot. A follower
-  ignores a snapshot at or below its commit index, fast-forwards its commit if its log
-  already holds the snapshot's last entry, and otherwise drops its log (Figure 13).
+  (follower.py) ignores a snapshot at or below its commit index, fast-forwards its
+  commit if its log already holds the snapshot's last entry, and otherwise drops its log
+  (Figure 13).
 - ReadIndex (readindex.py): answered only after the leader committed an entry of its
   term, and confirmed once a quorum of voters answered a heartbeat round sent after the
   request arrived. Every heartbeat broadcast is such a round (rounds.py), with an id in
@@ -89,6 +90,7 @@ from collections.abc import Callable
 
 from kvraft.core.config import Config
 from kvraft.core.election import Elections
+from kvraft.core.follower import Follower
 from kvraft.core.log import RaftLog
 from kvraft.core.membership import check_conf_change, next_conf_state
 from kvraft.core.membership_record import missing_record
@@ -128,7 +130,7 @@ from kvraft.errors import (
 _LEADER_MSGS = (AppendEntries, Heartbeat, InstallSnapshot)
 
 
-class Raft(Sender, Elections):
+class Raft(Sender, Elections, Follower):
     """The transitions. Not thread-safe; driven by ``RawNode``."""
 
     def __init__(self, config: Config, store: LogReader, rng: random.Random) -> None:
@@ -266,21 +268,6 @@ class Raft(Sender, Elections):
         self._ack_after_append(self.id, entries[-1].index)
         self._bcast = True
 
-    def _ack_after_append(self, to: int, index: int) -> None:
-        """Queue a success AppendResponse (coalescing with a queued one to the same peer)."""
-        q = self.msgs_after_append
-        if q:
-            last = q[-1]
-            if (
-                isinstance(last, AppendResponse)
-                and last.dst == to
-                and last.term == self.term
-                and not last.reject
-                and last.index <= index
-            ):
-                q.pop()
-        q.append(AppendResponse(self.id, to, self.term, index))
-
     # ================================================================= ticks
     def tick(self) -> None:
         self.now += 1
@@ -388,40 +375,6 @@ class Raft(Sender, Elections):
             case HeartbeatResponse():
                 if self.role is Role.LEADER and m.src in self.progress:
                     self._handle_heartbeat_response(m)
-
-    # ================================================================= follower side
-    def _handle_append(self, m: AppendEntries) -> None:
-        log = self.log
-        if m.prev_index < log.committed:
-            self._ack_after_append(m.src, log.committed)
-            return
-        last_new = log.maybe_append(m.prev_index, m.prev_term, m.commit, m.entries)
-        if last_new is not None:
-            self._ack_after_append(m.src, last_new)
-            return
-        hint_index, hint_term = log.find_conflict_by_term(
-            min(m.prev_index, log.last_index()), m.prev_term
-        )
-        self._send(
-            AppendResponse(self.id, m.src, self.term, m.prev_index, True, hint_index, hint_term)
-        )
-
-    def _handle_heartbeat(self, m: Heartbeat) -> None:
-        self.log.commit_to(min(m.commit, self.log.last_index()))
-        self._send(HeartbeatResponse(self.id, m.src, self.term, m.context))
-
-    def _handle_snapshot(self, m: InstallSnapshot) -> None:
-        meta = m.meta
-        log = self.log
-        if meta.index <= log.committed:
-            self._ack_after_append(m.src, log.committed)
-        elif log.match_term(meta.index, meta.term):
-            log.commit_to(meta.index)
-            self._ack_after_append(m.src, meta.index)
-        else:
-            log.restore(meta)
-            self._set_conf(meta.conf_state)
-            self._ack_after_append(m.src, meta.index)
 
     # ================================================================= leader side
     def _handle_append_response(self, m: AppendResponse) -> None:
