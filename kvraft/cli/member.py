@@ -3,6 +3,11 @@
 To add a node: start it with ``kvraft serve --join ...`` (it waits to be added), then
 ``kvraft member add ID ADDRESS`` (``--learner`` to add it as a non-voter first and
 ``kvraft member promote ID`` once it has caught up).
+
+To remove one: ``kvraft member remove ID``; it returns once the leader applied the change
+and then waits (``--wait``) until every remaining member applied it too, saying whether
+the removed node can be stopped. Stopping it earlier is safe for the data but may leave
+the cluster without an electable leader if the leader fails before the others catch up.
 """
 
 from __future__ import annotations
@@ -36,6 +41,15 @@ async def _run(c: Client, args: argparse.Namespace) -> int:
     elif args.action == "remove":
         members = await c.remove_member(args.id)
         what = f"removed node {args.id}"
+        # the leader has applied the removal; the others may not have yet
+        index = (await c.status()).applied_index
+        lagging = await c.wait_applied(index, members, timeout=args.wait)
+        if lagging:
+            ids = ", ".join(str(i) for i in lagging)
+            what += (f"; node(s) {ids} have not applied it yet: keep node {args.id} running "
+                     f"until `kvraft status` shows them at applied index {index} or more")
+        else:
+            what += f"; every remaining member applied it: node {args.id} can be stopped"
     else:
         members = await c.promote_member(args.id)
         what = f"promoted node {args.id} to voter"
@@ -55,8 +69,13 @@ def register(subparsers: Any) -> None:
     s.add_argument("address", help="host:port the new node listens on")
     s.add_argument("--learner", action="store_true", help="add as a non-voting learner")
     add_client_options(s)
-    s = sub.add_parser("remove", help="remove a member")
+    s = sub.add_parser("remove", help="remove a member",
+                       description="Remove node ID, then wait (up to --wait seconds) until "
+                       "every remaining member has applied the removal, and say whether "
+                       "the removed node can be stopped.")
     s.add_argument("id", type=int)
+    s.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
+                   help="how long to wait for the remaining members (default 10)")
     add_client_options(s)
     s = sub.add_parser("promote", help="turn a learner into a voter")
     s.add_argument("id", type=int)

@@ -123,6 +123,37 @@ class AdminMixin(Caller):
         req = admin_pb2.MemberRemoveRequest(node_id=node_id)
         return await self._change(f"remove member {node_id}", "MemberRemove", req, timeout)
 
+    async def wait_applied(self, index: int, members: list[Member], *,
+                           timeout: float = 10.0) -> list[int]:
+        """Wait until every one of ``members`` reports (Admin Status) an applied index of
+        at least ``index``; returns the ids of those that did not within ``timeout``
+        seconds (unreachable ones included), [] when all did.
+
+        Use after removing a member and before stopping it: a remaining member that has
+        not applied the removal still counts the removed one as a voter, and if the leader
+        failed then, it could not be elected without the removed node's vote."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        waiting = {m.id: m.address for m in members}
+
+        async def applied(address: str) -> int:
+            try:
+                st = await self.status(address, timeout=max(0.1, deadline - loop.time()))
+            except errors.ClientError:
+                return -1
+            return st.applied_index
+
+        while waiting:
+            ids = list(waiting)
+            got = await asyncio.gather(*(applied(waiting[i]) for i in ids))
+            for i, a in zip(ids, got, strict=True):
+                if a >= index:
+                    del waiting[i]
+            if not waiting or loop.time() >= deadline:
+                break
+            await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
+        return sorted(waiting)
+
     async def promote_member(self, node_id: int, *,
                              timeout: float | None = None) -> list[Member]:
         """Turn a learner into a voter; returns the new membership."""

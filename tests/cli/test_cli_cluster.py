@@ -133,6 +133,12 @@ def test_membership_and_leadership(cluster: LocalCluster, eps: dict[str, str]) -
         assert (r.returncode, r.stdout) == (0, f"leadership transferred to node {target}\n")
         r = kvraft("member", "remove", "4", env=eps)
         assert r.returncode == 0 and r.stdout.startswith("removed node 4")
+        assert "every remaining member applied it: node 4 can be stopped" in r.stdout
+        # what the command promised: every remaining member is past the removal
+        nodes = json.loads(kvraft("status", "-w", "json", env=eps).stdout)
+        remaining = [n for n in nodes if n["id"] in (1, 2, 3)]
+        assert len(remaining) == 3
+        assert all(sorted(m["id"] for m in n["members"]) == [1, 2, 3] for n in remaining)
         r = kvraft("member", "remove", "99", env=eps)
         assert r.returncode == 2 and r.stderr.startswith("error: remove member 99")
     finally:

@@ -134,7 +134,16 @@ def test_status_and_members(cli: Cli, cluster: FakeCluster) -> None:
     code, out, _ = cli("member", "add", "4", "127.0.0.1:9", "--learner")
     assert code == 0 and out.startswith("added node 4 (127.0.0.1:9) as a learner")
     assert cli("member", "promote", "4")[1].startswith("promoted node 4 to voter")
-    assert cli("member", "remove", "4")[1].startswith("removed node 4")
+    code, out, _ = cli("member", "remove", "4")
+    assert code == 0 and out.startswith(
+        "removed node 4; every remaining member applied it: node 4 can be stopped")
+    # a remaining member that does not answer: the removed node must keep running
+    assert cli("member", "add", "5", "127.0.0.1:9", "--learner")[0] == 0
+    assert cli("member", "add", "6", "127.0.0.1:9", "--learner")[0] == 0
+    code, out, _ = cli("member", "remove", "6", "--wait", "0.3")
+    assert code == 0 and out.startswith(
+        "removed node 6; node(s) 5 have not applied it yet: keep node 6 running")
+    assert cli("member", "remove", "5")[0] == 0
     code, _, err = cli("member", "add", "2", "127.0.0.1:9")
     assert code == 2 and "already a member" in err
     assert cli("leader", "transfer", "--to", "2") == (0, "leadership transferred to node 2\n",
