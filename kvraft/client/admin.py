@@ -97,9 +97,10 @@ class AdminMixin(Caller):
         return rows
 
     async def members(self, *, timeout: float | None = None) -> list[Member]:
-        """The membership as the leader has applied it, by id."""
+        """The membership as the leader has applied it, by id (asked of the leader: a
+        follower may not have applied the latest change yet)."""
         resp = await self._admin("member list", "MemberList", admin_pb2.MemberListRequest(),
-                                 target="any", timeout=timeout)
+                                 timeout=timeout)
         return sorted((Member.from_pb(m) for m in resp.members), key=lambda m: m.id)
 
     async def _change(self, what: str, method: str, req: Any,

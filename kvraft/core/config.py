@@ -34,7 +34,8 @@ class Config:
     at once). Followers learn it from the next AppendEntries that carries entries, from
     every heartbeat, or once the runtime calls ``RawNode.flush_commit()``. At low load
     this saves a message, its answer and a follower write per commit; followers apply
-    one round later. Safety does not depend on when followers learn the commit index."""
+    one round later. A commit that covers a membership change still goes out at once.
+    Safety does not depend on when followers learn the commit index."""
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field."""

@@ -401,8 +401,12 @@ class Raft(Sender, Elections, Follower):
                 pr.become_replicate()
         else:
             pr.inflights.free_le(m.index)
-        if self._maybe_commit() and not self.cfg.lazy_commit:
-            self._bcast = True
+        before = self.log.committed
+        if self._maybe_commit():
+            if not self.cfg.lazy_commit:
+                self._bcast = True
+            elif before < self.pending_conf_index <= self.log.committed:
+                self.flush_commit()  # a membership change: every member learns it at once
         self._dirty.add(m.src)
         if pr.match == self.log.last_index() and (
             m.src == self.lead_transferee or (not self.promotable() and m.src in self.voters.ids())

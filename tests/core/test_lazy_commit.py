@@ -4,7 +4,7 @@ every commit, and nothing else about replication changes."""
 
 from __future__ import annotations
 
-from kvraft.core.types import AppendEntries, Heartbeat, Message
+from kvraft.core.types import AppendEntries, ConfChange, ConfChangeType, Heartbeat, Message
 from tests.core.harness import Cluster
 
 
@@ -114,3 +114,24 @@ def test_lazy_cluster_converges_under_load() -> None:
     want = [f"v{k}" for k in range(20)]
     assert c.applied_data(1) == want
     assert c.applied_data(2) == want and c.applied_data(3) == want
+
+
+def test_a_committed_membership_change_goes_out_at_once() -> None:
+    c = Cluster(3, extra=[4], lazy_commit=True)
+    c.elect(1)
+    c.stabilize()
+    c[1].propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, 4))
+    c.process(1)
+    c.deliver()  # the entry reaches 2, 3 (and 4, which cannot take it yet)
+    c.process(2)
+    c.process(3)
+    c.network = [m for m in c.network if m.dst == 1]  # only the acks to the leader
+    c.deliver()
+    c.process(1)  # commits (and applies) the change
+    told = appends(c.network)
+    assert {m.dst for m in told if not m.entries} >= {2, 3}, "the commit leaves at once"
+    assert all(m.commit == c[1].commit for m in told if m.dst in (2, 3))
+    c.deliver()
+    c.process(2)
+    c.process(3)
+    assert 4 in c[2].conf_state.learners and 4 in c[3].conf_state.learners
