@@ -40,6 +40,9 @@ def register(subparsers: Any) -> None:
     raft.add_argument("--commit-flush-ms", type=int,
                       help="a new commit index reaches followers with the next append, or "
                       "after this many ms (default 5; 0: at once, in a message of its own)")
+    raft.add_argument("--follower-apply-ms", type=int,
+                      help="at low load a follower applies in batches, holding committed "
+                      "entries up to this many ms (default 10; 0: at once)")
     logs = p.add_argument_group("logging")
     logs.add_argument("--log-format", choices=("json", "console"),
                       help="default: console on a TTY, json otherwise")
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from kvraft.server.logs import configure_logging
 
     raft: dict[str, Any] = {}
-    for flag in ("tick_ms", "election_ticks", "snapshot_entries", "commit_flush_ms"):
+    for flag in ("tick_ms", "election_ticks", "snapshot_entries", "commit_flush_ms",
+                 "follower_apply_ms"):
         if getattr(args, flag) is not None:
             raft[flag] = getattr(args, flag)
     try:

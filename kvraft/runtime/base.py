@@ -58,6 +58,9 @@ class DriverConfig:
     # a leader whose core holds commit indexes back (Config.lazy_commit) tells followers
     # that lack one within this many ms (0: never by timer; heartbeats still carry it)
     commit_flush_ms: int = 0
+    # a follower holds small batches of committed entries up to this many ms and applies
+    # them in one write (0: every Ready's entries at once); see held_applies.py
+    follower_apply_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

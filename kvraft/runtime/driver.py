@@ -87,6 +87,7 @@ from kvraft.runtime.commit_flush import CommitFlush
 from kvraft.runtime.conf_changes import apply_conf_changes
 from kvraft.runtime.errors import DriverStopped, OutcomeUnknown
 from kvraft.runtime.freshness import Freshness
+from kvraft.runtime.held_applies import HeldApplies
 from kvraft.runtime.histogram import Histogram
 from kvraft.runtime.inbox import Inbox
 from kvraft.runtime.leadership import Leadership, not_leader_msg
@@ -168,6 +169,8 @@ class Driver:
             in_io=self._in_io, fatal_later=self._fatal_later,
         )
         self._commit_flush = CommitFlush(node, config.commit_flush_ms, self._submit)  # leader
+        self._held = HeldApplies(  # follower, low load
+            config.follower_apply_ms / 1000, 64, lambda: self._submit(_nothing))
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -391,6 +394,8 @@ class Driver:
                 self._inbox.drain(self._tick)  # ticks first, then queued work in order
                 if self._node.has_ready():
                     await self._handle_ready(self._node.ready())
+                elif self._held.due:
+                    await self._apply_held()
                 else:
                     await self._inbox.wait()
         except BaseException as exc:  # noqa: BLE001 - any failure here is fatal
@@ -400,6 +405,7 @@ class Driver:
             self._stopping = True
             self._inbox.close()
             self._commit_flush.cancel()
+            self._held.cancel()
             self._fail_everything(error)
             if not self.done.done():
                 if error is None or isinstance(error, asyncio.CancelledError):
@@ -415,8 +421,15 @@ class Driver:
             # let the peer writers hand this Ready's messages to gRPC before the I/O
             # thread starts the write and competes with them for the GIL
             await asyncio.sleep(0)
-        committed = rd.committed_entries
+        committed: Sequence[Entry] = rd.committed_entries
         cc_results = apply_conf_changes(self._node, committed, self._membership_changed)
+        if committed and self._held.may_hold(rd, self.role, cc_results, self._reads.pending()):
+            self._held.hold(committed)
+            committed = ()
+        elif self._held.entries:
+            held = self._held.take()
+            if rd.snapshot is None:  # applied first, in order (a snapshot covers them all)
+                committed = held + list(committed)
         stats = self.stats
         stats.readys += 1
         hard = self._writer.hard_state_to_save(rd)
@@ -501,6 +514,15 @@ class Driver:
         self._snapshots.since += len(committed)
         self._freshness.applied(self.applied)
         self._reads.applied_to(self.applied)
+
+    async def _apply_held(self) -> None:
+        """Apply what a follower held back, in one write (driver task, between Readys)."""
+        entries = self._held.take()
+        results = await self._pump_until(self._in_io(self._sm.apply, entries, self.conf_state))
+        self.stats.applies += 1
+        self.stats.entries_applied += len(entries)
+        self._applied(entries, results, {})
+        await self._notify()
 
     def _installed_snapshot(self, snap: LocalSnapshot) -> None:
         meta = snap.meta
@@ -598,3 +620,7 @@ class Driver:
         """A future for a caller; failed with DriverStopped if the driver stops first."""
         self._check_running()
         return self._callers.new()
+
+
+def _nothing() -> None:
+    """Queued only to wake the driver task."""

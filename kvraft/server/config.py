@@ -39,6 +39,9 @@ class RaftSettings:
     # a new commit index reaches followers with the next AppendEntries, or at the latest
     # after this many ms; 0: at once in a message of its own (etcd's way)
     commit_flush_ms: int = 5
+    # at low load a follower applies committed entries in batches, holding them up to
+    # this many ms (its STALE readers see writes that much later); 0: at once
+    follower_apply_ms: int = 10
 
 
 @dataclass(frozen=True, slots=True)

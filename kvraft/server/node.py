@@ -148,6 +148,7 @@ class Node:
                 max_inflight_bytes=cfg.limits.max_inflight_bytes,
                 max_pending_reads=cfg.limits.max_pending_reads,
                 commit_flush_ms=r.commit_flush_ms,
+                follower_apply_ms=r.follower_apply_ms,
             ),
             latest_snapshot=local_snapshot(latest) if latest is not None else None,
             on_membership=self._on_membership,

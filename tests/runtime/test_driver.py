@@ -19,11 +19,13 @@ from kvraft.core.types import (
     ConfChangeType,
     ConfState,
     Entry,
+    EntryType,
     HardState,
     InstallSnapshot,
     Role,
     SnapshotMeta,
     VoteResponse,
+    encode_conf_change,
 )
 from kvraft.errors import NotLeader
 from kvraft.runtime import Driver, DriverConfig
@@ -421,6 +423,66 @@ def test_follower_acks_before_applying_and_a_leader_joins_its_writes() -> None:
                 "save entries=1", "joined", "apply 12..12", "send AppendResponse 2", "advance"
             ], leader
             assert driver.applied == 12 and sm.data[b"k12"] == b"v"
+        finally:
+            await driver.stop()
+
+    asyncio.run(main())
+
+
+def test_follower_holds_small_applies_and_writes_them_together() -> None:
+    """follower_apply_ms: at low load a follower applies committed entries in batches;
+    a membership change, a role change or a snapshot does not wait for the batch."""
+    journal = Journal()
+    node = FakeNode(journal)
+    sm = FakeStateMachine(journal)
+    driver = Driver(node, FakeLog(journal), sm, FakeTransport(journal),
+                    DriverConfig(tick_ms=10, follower_apply_ms=300))
+    ents = [Entry(1, i, data=b"k%d=v" % i) for i in range(1, 12)]
+
+    async def ready(**fields: object) -> None:
+        journal.events.clear()
+        node.extra = dict(fields)
+        driver._submit(lambda: None)  # wake the driver task
+        await until(lambda: "advance" in journal.events)
+
+    def applies() -> list[str]:
+        return [e for e in journal.events if e.startswith("apply")]
+
+    async def main() -> None:
+        driver.start()
+        try:
+            node.become(Role.FOLLOWER, 1, 2)
+            await ready(entries=tuple(ents[:6]))
+            for k in range(3):  # three Readys commit one entry each: none applied yet
+                await ready(committed_entries=(ents[k],))
+                assert applies() == [], journal.events
+            assert driver.applied == 0
+            journal.events.clear()
+            await until(lambda: driver.applied == 3)  # the delay ran out: one write
+            assert applies() == ["apply 1..3"], journal.events
+            # a membership change is applied at once, with what was held before it
+            await ready(committed_entries=(ents[3],))
+            assert applies() == []
+            cc = Entry(1, 5, EntryType.CONF_CHANGE,
+                       encode_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, 9)))
+            await ready(committed_entries=(cc,))
+            assert applies() == ["apply 4..5"] and driver.applied == 5
+            # becoming leader: what was held is applied in its first Ready as leader
+            await ready(committed_entries=(ents[5],))
+            node.become(Role.LEADER, 2, 1)
+            await ready(entries=tuple(ents[6:7]), committed_entries=())
+            assert applies() == ["apply 6..6"] and driver.applied == 6
+            await ready(committed_entries=(ents[6],))
+            assert applies() == ["apply 7..7"] and driver.applied == 7
+            # a snapshot covers what was held: those entries are never applied
+            node.become(Role.FOLLOWER, 3, 2)
+            await ready(entries=tuple(ents[7:9]))
+            await ready(committed_entries=(ents[7],))
+            snap = SnapshotMeta(20, 3, ConfState(voters=frozenset({1, 2})))
+            driver.deliver_snapshot(InstallSnapshot(2, 1, 3, snap), "/recv/20")
+            await until(lambda: driver.applied == 20)
+            assert not any(e.startswith("apply 8") for e in journal.events), journal.events
+            assert sm.index == 20
         finally:
             await driver.stop()
 
