@@ -50,6 +50,7 @@ from kvraft.core.types import (
 from kvraft.errors import SnapshotError
 from kvraft.kv import ops
 from kvraft.kv.command import ABORTED, INVALID_ARGUMENT, decode_result, error_result
+from kvraft.kv.dry_run import DryRunWriter, Unpredictable
 from kvraft.kv.validate import InvalidRequest, validate_command
 from kvraft.storage.lmdb_log import LmdbLogStore
 from kvraft.storage.snapshot import SnapshotDir, SnapshotInfo, read_info, restore
@@ -217,6 +218,37 @@ class KvStateMachine:
         if staged is not None:
             staged(results)
         return results
+
+    def predict(self, entries: Sequence[Entry]) -> list[Any | None]:
+        """The results ``apply`` will return for a prefix of ``entries`` (maybe empty),
+        from a dry run on a read view that writes nothing. Only when the state stands
+        right before ``entries[0]``: a result depends on nothing but the state before its
+        entry and the entry, so these are the results of those entries whenever they
+        are applied. Stops at a membership change and at a command whose dry run would
+        need a range scan (see dry_run.py). Any thread."""
+        out: list[Any | None] = []
+        with self._store.read() as r:
+            pos = r.position()
+            if not entries or entries[0].index != pos.index + 1:
+                return out
+            w = DryRunWriter(r)
+            counters = _Counters(pos.revision, pos.log_time_ms)
+            for e in entries:
+                if e.type != EntryType.NORMAL:
+                    break
+                if not e.data:  # a leader's no-op
+                    out.append(None)
+                    continue
+                try:
+                    out.append(self._apply_command(w, e.data, counters))
+                except Unpredictable:
+                    break
+        return out
+
+    @staticmethod
+    def result_key(result: Any | None) -> bytes:
+        """Equal for equal results (compares a prediction with the real apply's result)."""
+        return b"" if result is None else bytes(result.SerializeToString(deterministic=True))
 
     def _apply_command(self, w: StateWriter, data: bytes, c: _Counters) -> Any:
         try:

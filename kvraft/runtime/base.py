@@ -40,6 +40,7 @@ class DriverStats:
     applies: int = 0  # state machine applies (own transaction or joined with a log save)
     applies_joined: int = 0  # of those, written in the same transaction as a log save
     entries_applied: int = 0  # entries applied
+    answered_predicted: int = 0  # proposals answered from a prediction at commit (predictions.py)
     save_seconds: float = 0.0  # wall time spent waiting for log writes
     apply_seconds: float = 0.0  # wall time spent waiting for state machine transactions
     messages_sent: int = 0  # messages handed to the transport
@@ -126,6 +127,22 @@ class JointStateMachine(Protocol):
     def joint_apply(self, log: object) -> JointApplyFn | None:
         """The merged apply if ``log`` is a store whose ``save(..., extra=fn)`` calls
         ``fn(txn)`` inside its write transaction and the state lives in it; else None."""
+        ...
+
+
+@runtime_checkable
+class PredictingStateMachine(Protocol):
+    """Optional capability of a StateMachine that can tell results before applying: the
+    leader then answers a proposer the moment its entry commits (predictions.py)."""
+
+    def predict(self, entries: Sequence[Entry]) -> Sequence[object | None]:
+        """Results ``apply`` will return for a prefix of ``entries`` (maybe empty), without
+        writing anything; empty unless the state stands right before ``entries[0]``.
+        Read-only; runs on the I/O thread, between writes."""
+        ...
+
+    def result_key(self, result: object | None) -> bytes:
+        """Equal for equal results: a predicted result is checked against the apply's."""
         ...
 
 

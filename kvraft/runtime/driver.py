@@ -78,6 +78,7 @@ from kvraft.runtime.base import (
     JointApplyFn,
     JointStateMachine,
     LocalSnapshot,
+    PredictingStateMachine,
     RaftNode,
     StateMachine,
     Transport,
@@ -92,6 +93,7 @@ from kvraft.runtime.histogram import Histogram
 from kvraft.runtime.inbox import Inbox
 from kvraft.runtime.leadership import Leadership, not_leader_msg
 from kvraft.runtime.persist import ReadyWriter
+from kvraft.runtime.predictions import Predictions
 from kvraft.runtime.snapshot_scheduler import SnapshotScheduler
 from kvraft.runtime.snapshots import SnapshotFiles
 from kvraft.runtime.waiters import ProposalTracker, ReadWaiters
@@ -171,6 +173,8 @@ class Driver:
         self._commit_flush = CommitFlush(node, config.commit_flush_ms, self._submit)  # leader
         self._held = HeldApplies(  # follower, low load
             config.follower_apply_ms / 1000, 64, lambda: self._submit(_nothing))
+        self._predicted = Predictions(  # leader, low load: answers at commit
+            state if isinstance(state, PredictingStateMachine) else None)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -417,13 +421,17 @@ class Driver:
         """THE Ready handler: send -> persist -> send persisted -> apply -> advance."""
         self._observe_soft_state(rd)
         self._send(rd.messages)
+        answered = self._predicted.answer(rd.committed_entries, self._proposals)
+        self.stats.answered_predicted += answered
         if rd.messages and (rd.entries or rd.snapshot is not None):
             # let the peer writers hand this Ready's messages to gRPC before the I/O
             # thread starts the write and competes with them for the GIL
             await asyncio.sleep(0)
         committed: Sequence[Entry] = rd.committed_entries
         cc_results = apply_conf_changes(self._node, committed, self._membership_changed)
-        if committed and self._held.may_hold(rd, self.role, cc_results, self._reads.pending()):
+        if committed and self._held.may_hold(
+            rd, self.role, cc_results, self._reads.pending(), answered == len(committed)
+        ):
             self._held.hold(committed)
             committed = ()
         elif self._held.entries:
@@ -446,14 +454,17 @@ class Driver:
             installed = None
             joinable = self.role == Role.LEADER and rd.snapshot is None
             if committed and joinable and self._joint is not None:
-                joined = await self._pump_until(self._in_io(
-                    self._writer.persist_joined, rd, hard, self._joint, committed, self.conf_state,
-                    staged,
+                joined, predicted = await self._pump_until(self._in_io(
+                    self._predicted.after, self._to_predict(rd), self._writer.persist_joined,
+                    rd, hard, self._joint, committed, self.conf_state, staged,
                 ))
             else:
                 received = self._files.take_received(rd.snapshot) if rd.snapshot else []
-                saving = self._in_io(self._writer.persist, rd, hard, received)
-                installed = await self._pump_until(saving)
+                installed, predicted = await self._pump_until(self._in_io(
+                    self._predicted.after, self._to_predict(rd), self._writer.persist,
+                    rd, hard, received,
+                ))
+            self._predicted.keep(predicted, self.applied)
             self._writer.saved(hard)
             stats.save_seconds += self._clock() - t0
             stats.saves += 1
@@ -484,6 +495,12 @@ class Driver:
         self._commit_flush.arm()
         await self._notify()
 
+    def _to_predict(self, rd: Ready) -> Sequence[Entry]:
+        """Leader: the entries of ``rd`` to run dry after its write (predictions.py)."""
+        if self.role != Role.LEADER or rd.snapshot is not None:
+            return ()
+        return self._predicted.wanted(rd.entries, self._proposals)
+
     def _membership_changed(self, index: int, cc: ConfChange, conf: ConfState) -> None:
         """The committed conf change at ``index`` is in force (``conf_state`` follows)."""
         self.conf_state = conf
@@ -507,6 +524,7 @@ class Driver:
         self, committed: Sequence[Entry], results: Sequence[object | None],
         cc_results: Mapping[int, ConfState],
     ) -> None:
+        self._predicted.check(committed, results)
         self._answer(committed, results, cc_results)
         last = committed[-1]
         self.applied, self.applied_term = last.index, last.term
@@ -526,6 +544,7 @@ class Driver:
 
     def _installed_snapshot(self, snap: LocalSnapshot) -> None:
         meta = snap.meta
+        self._predicted.clear()
         self._snapshots.installed(snap)
         self.applied, self.applied_term = meta.index, meta.term
         self.conf_state = meta.conf_state

@@ -80,6 +80,11 @@ class ProposalTracker:
             self._fail(old, _lost(index))
         self._by_index[index] = _Proposal(term, size, future)
 
+    def waiting(self, index: int, term: int) -> bool:
+        """Is a proposal appended as (index, term) still waiting for its result?"""
+        p = self._by_index.get(index)
+        return p is not None and p.term == term and not p.future.done()
+
     def applied(self, index: int, term: int, result: object | None) -> None:
         """The entry (index, term) was applied with ``result``."""
         p = self._by_index.pop(index, None)

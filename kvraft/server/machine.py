@@ -63,6 +63,13 @@ class MachineAdapter:
         the KV state lives in ``log``'s own LMDB environment."""
         return self.machine.joint_apply(log)
 
+    def predict(self, entries: Sequence[Entry]) -> Sequence[object | None]:
+        """The optional dry run (runtime.base.PredictingStateMachine)."""
+        return self.machine.predict(entries)
+
+    def result_key(self, result: object | None) -> bytes:
+        return self.machine.result_key(result)
+
     def write_snapshot(self) -> LocalSnapshot:
         return local_snapshot(self.machine.write_snapshot())
 

@@ -21,6 +21,7 @@ from kvraft.runtime.base import (
     JointLog,
     JointStateMachine,
     LocalSnapshot,
+    PredictingStateMachine,
     StateMachine,
 )
 from kvraft.runtime.histogram import Histogram
@@ -109,6 +110,16 @@ class TimedStateMachine:
         if not isinstance(self._sm, JointStateMachine):
             return None
         return self._sm.joint_apply(log._log if isinstance(log, TimedLog) else log)
+
+    def predict(self, entries: Sequence[Entry]) -> Sequence[object | None]:
+        """The wrapped machine's dry run (nothing, if it has none; not timed)."""
+        if not isinstance(self._sm, PredictingStateMachine):
+            return []
+        return self._sm.predict(entries)
+
+    def result_key(self, result: object | None) -> bytes:
+        assert isinstance(self._sm, PredictingStateMachine)
+        return self._sm.result_key(result)
 
     def write_snapshot(self) -> LocalSnapshot:
         t0 = time.perf_counter()

@@ -330,3 +330,36 @@ class FakeJointStateMachine(FakeStateMachine):
             return self.apply(entries, conf_state, staged)
 
         return apply_in
+
+
+class FakePredictingStateMachine(FakeJointStateMachine):
+    """A FakeJointStateMachine with a dry run (runtime.base.PredictingStateMachine): the
+    result of a command is its index. ``apply_gate`` cleared holds every apply before it
+    starts; ``lie`` makes the dry run predict wrong results."""
+
+    def __init__(self, journal: Journal) -> None:
+        super().__init__(journal)
+        self.apply_gate = threading.Event()
+        self.apply_gate.set()
+        self.lie = False
+        self.predicted: list[int] = []  # indexes predicted, in order
+
+    def apply(self, entries: Sequence[Entry], conf_state: ConfState | None,
+              staged: Callable[[Sequence[object | None]], None] | None = None,
+              ) -> list[object | None]:
+        self.apply_gate.wait()
+        return super().apply(entries, conf_state, staged)
+
+    def predict(self, entries: Sequence[Entry]) -> list[object | None]:
+        if not entries or entries[0].index != self.index + 1:
+            return []
+        out: list[object | None] = []
+        for e in entries:
+            if e.type != EntryType.NORMAL:
+                break
+            out.append((e.index + 100 if self.lie else e.index) if e.data else None)
+            self.predicted.append(e.index)
+        return out
+
+    def result_key(self, result: object | None) -> bytes:
+        return repr(result).encode()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -51,21 +51,31 @@ class Rig:
         self.sm = FakeStateMachine(self.journal)
         self.transport = FakeTransport(self.journal)
         cfg.setdefault("tick_ms", 10)
+        self.config = cfg
         self.driver = Driver(
             self.node, self.log, self.sm, self.transport, DriverConfig(**cfg)
         )
 
+    def release(self) -> None:
+        """Open every gate a test may have closed."""
+        self.log.gate.set()
+        self.sm.commit_gate.set()
 
-def run(test: Callable[[Rig], Coroutine[Any, Any, None]], **cfg: Any) -> Rig:
-    rig = Rig(**cfg)
+
+R = TypeVar("R", bound=Rig)
+
+
+def run(
+    test: Callable[[R], Coroutine[Any, Any, None]], make: Callable[..., R] = Rig, **cfg: Any
+) -> R:
+    rig = make(**cfg)
 
     async def main() -> None:
         rig.driver.start()
         try:
             await asyncio.wait_for(test(rig), 20)
         finally:
-            rig.log.gate.set()
-            rig.sm.commit_gate.set()
+            rig.release()
             await rig.driver.stop()
 
     asyncio.run(main())
