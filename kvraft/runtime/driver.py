@@ -29,8 +29,11 @@ network, exactly as the deterministic simulator does in tests:
   lands in the NEXT Ready -- one fsync and one AppendEntries batch per follower for many
   requests.
 - **Proposals** resolve when the entry at their index is applied: same term -> the apply
-  result; another term -> OutcomeUnknown. Losing leadership fails pending proposals with
-  OutcomeUnknown and unanswered reads with NotLeader (leadership.py).
+  result; another term -> OutcomeUnknown. A leader answers a lone proposal earlier, when
+  its entry commits, from the result a dry run predicted after the entry's write, and
+  holds that entry's apply for its next write (predictions.py, held_applies.py). Losing
+  leadership fails pending proposals with OutcomeUnknown and unanswered reads with
+  NotLeader (leadership.py).
 - **Reads** (ReadIndex) resolve with their read index once applied >= it.
 - **Backpressure.** At most ``max_inflight_proposals`` proposals and
   ``max_inflight_bytes`` bytes in flight; beyond that ``propose`` raises Overloaded.
@@ -89,14 +92,14 @@ from kvraft.runtime.conf_changes import apply_conf_changes
 from kvraft.runtime.errors import DriverStopped, OutcomeUnknown
 from kvraft.runtime.freshness import Freshness
 from kvraft.runtime.held_applies import HeldApplies
-from kvraft.runtime.histogram import Histogram
+from kvraft.runtime.histogram import Histogram, SampledTimer
 from kvraft.runtime.inbox import Inbox
 from kvraft.runtime.leadership import Leadership, not_leader_msg
 from kvraft.runtime.persist import ReadyWriter
 from kvraft.runtime.predictions import Predictions
 from kvraft.runtime.snapshot_scheduler import SnapshotScheduler
 from kvraft.runtime.snapshots import SnapshotFiles
-from kvraft.runtime.waiters import ProposalTracker, ReadWaiters
+from kvraft.runtime.waiters import ProposalTracker, ReadWaiters, counters
 
 T = TypeVar("T")
 
@@ -158,7 +161,7 @@ class Driver:
         self._changed: asyncio.Condition | None = None  # notified after every Ready
         self.stats = DriverStats()  # counters; read by metrics and benchmarks
         self.read_latency = Histogram()  # ReadIndex wait, sampled: one timed read at a time
-        self._timing_read = False  # a read is being timed for read_latency
+        self._read_timer = SampledTimer(self.read_latency, clock)
         self._callers = CallerFutures()  # caller futures not yet resolved
         self._leadership = Leadership(  # acks, term commit, failing waiters on loss
             node, self._proposals, self._reads, self._freshness, self.stats, clock
@@ -287,8 +290,7 @@ class Driver:
 
         def work() -> None:
             rid = self._reads.new_request(fut)
-            if not self._timing_read:
-                self._time_read(fut)
+            self._read_timer.maybe_time(fut)
             try:
                 self._node.read_index(rid, lease=lease)
             except KvRaftError as exc:
@@ -335,33 +337,9 @@ class Driver:
                 await asyncio.wait_for(changed.wait_for(lambda: predicate(self)), timeout)
         return predicate(self)
 
-    def _time_read(self, fut: asyncio.Future[int]) -> None:
-        """Time this read into ``read_latency``; only one at a time, so that timing costs
-        the read path nothing while reads are many."""
-        self._timing_read = True
-        t0 = self._clock()
-
-        def done(f: asyncio.Future[int]) -> None:
-            self._timing_read = False
-            if not f.cancelled() and f.exception() is None:
-                self.read_latency.observe(self._clock() - t0)
-
-        fut.add_done_callback(done)
-
     def counters(self) -> dict[str, int]:
         """Proposal and read bookkeeping for metrics; safe to call from any thread."""
-        p, r = self._proposals, self._reads
-        return {
-            "proposals_pending": p.count,
-            "proposals_pending_bytes": p.bytes,
-            "proposals_succeeded": p.succeeded,
-            "proposals_failed": p.failed,
-            "proposals_overloaded": p.overloaded,
-            "reads_pending": r.pending(),
-            "reads_requested": r.requested,
-            "reads_failed": r.failed,
-            "reads_overloaded": r.overloaded,
-        }
+        return counters(self._proposals, self._reads)
 
     def staleness(self) -> float | None:
         """Seconds since this node's state was provably current (see freshness.py); 0.0

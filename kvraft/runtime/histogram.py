@@ -8,8 +8,10 @@ never a torn count. Exported in the Prometheus histogram format by kvraft/server
 
 from __future__ import annotations
 
+import asyncio
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -44,3 +46,27 @@ class Histogram:
             running += n
             out.append((bound, running))
         return out, running, self.total
+
+
+class SampledTimer:
+    """Times one future at a time into a Histogram (how long until it succeeds), so that
+    timing costs nothing while many are in flight. Event loop only."""
+
+    def __init__(self, histogram: Histogram, clock: Callable[[], float]) -> None:
+        self.histogram = histogram
+        self._clock = clock
+        self._busy = False  # a future is being timed
+
+    def maybe_time(self, fut: asyncio.Future[Any]) -> None:
+        """Time ``fut`` unless another one is being timed."""
+        if self._busy:
+            return
+        self._busy = True
+        t0 = self._clock()
+
+        def done(f: asyncio.Future[Any]) -> None:
+            self._busy = False
+            if not f.cancelled() and f.exception() is None:
+                self.histogram.observe(self._clock() - t0)
+
+        fut.add_done_callback(done)

@@ -220,3 +220,18 @@ class ReadWaiters:
     def requested(self) -> int:
         """Reads registered since start (monotonic)."""
         return self._next_id - 1
+
+
+def counters(p: ProposalTracker, r: ReadWaiters) -> dict[str, int]:
+    """Proposal and read bookkeeping for metrics (plain ints: any thread may read)."""
+    return {
+        "proposals_pending": p.count,
+        "proposals_pending_bytes": p.bytes,
+        "proposals_succeeded": p.succeeded,
+        "proposals_failed": p.failed,
+        "proposals_overloaded": p.overloaded,
+        "reads_pending": r.pending(),
+        "reads_requested": r.requested,
+        "reads_failed": r.failed,
+        "reads_overloaded": r.overloaded,
+    }
