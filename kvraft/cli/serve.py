@@ -42,7 +42,8 @@ def register(subparsers: Any) -> None:
                       "after this many ms (default 5; 0: at once, in a message of its own)")
     raft.add_argument("--follower-apply-ms", type=int,
                       help="at low load a follower applies in batches, holding committed "
-                      "entries up to this many ms (default 10; 0: at once)")
+                      "entries up to this many ms (a leader: those it already answered, "
+                      "until its next write; default 10; 0: at once)")
     logs = p.add_argument_group("logging")
     logs.add_argument("--log-format", choices=("json", "console"),
                       help="default: console on a TTY, json otherwise")

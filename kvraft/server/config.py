@@ -40,7 +40,8 @@ class RaftSettings:
     # after this many ms; 0: at once in a message of its own (etcd's way)
     commit_flush_ms: int = 5
     # at low load a follower applies committed entries in batches, holding them up to
-    # this many ms (its STALE readers see writes that much later); 0: at once
+    # this many ms (its STALE readers see writes that much later); a leader holds the
+    # applies of writes it already answered, up to its next log write; 0: at once
     follower_apply_ms: int = 10
 
 

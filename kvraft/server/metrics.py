@@ -137,6 +137,10 @@ class NodeCollector:
         yield _counter("kvraft_server_proposals_applied",
                        "Log entries applied to this node's state machine.",
                        d.stats.entries_applied)
+        yield _counter("kvraft_server_proposals_answered_predicted",
+                       "Proposals answered when their entry committed, from a result "
+                       "predicted before the apply (leader, low load).",
+                       d.stats.answered_predicted)
         yield _gauge("kvraft_server_proposals_pending", "Proposals in flight on this node.",
                      c["proposals_pending"])
         yield _gauge("kvraft_server_proposals_pending_bytes",

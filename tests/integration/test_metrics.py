@@ -86,6 +86,8 @@ def test_values_move_as_writes_and_reads_happen(cluster: Cluster) -> None:
         return value(m1, name, **labels) - value(m0, name, **labels)
 
     assert grew("kvraft_server_proposals_committed_total") >= writes
+    # one write at a time: the leader answers from predicted results (predictions.py)
+    assert grew("kvraft_server_proposals_answered_predicted_total") >= 1
     assert grew("kvraft_server_commit_index") >= writes
     assert grew("kvraft_server_applied_index") >= writes
     assert value(after, "kvraft_server_proposals_pending") == 0
