@@ -138,7 +138,7 @@ class PredictingStateMachine(Protocol):
     def predict(self, entries: Sequence[Entry]) -> Sequence[object | None]:
         """Results ``apply`` will return for a prefix of ``entries`` (maybe empty), without
         writing anything; empty unless the state stands right before ``entries[0]``.
-        Read-only; runs on the I/O thread, between writes."""
+        Read-only; the driver calls it on the event loop once the entries are written."""
         ...
 
     def result_key(self, result: object | None) -> bytes:

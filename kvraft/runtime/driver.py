@@ -399,8 +399,6 @@ class Driver:
         """THE Ready handler: send -> persist -> send persisted -> apply -> advance."""
         self._observe_soft_state(rd)
         self._send(rd.messages)
-        if rd.committed_entries:
-            await self._predicted.settle(rd.committed_entries, self._pump_until)
         answered = self._predicted.answer(rd.committed_entries, self._proposals)
         self.stats.answered_predicted += answered
         if rd.messages and (rd.entries or rd.snapshot is not None):
@@ -434,17 +432,15 @@ class Driver:
             installed = None
             joinable = self.role == Role.LEADER and rd.snapshot is None
             if committed and joinable and self._joint is not None:
-                job = self._in_io(
+                joined = await self._pump_until(self._in_io(
                     self._writer.persist_joined, rd, hard, self._joint, committed, self.conf_state,
                     staged,
-                )
-                self._predicted.start(self._to_predict(rd), self._in_io)
-                joined = await self._pump_until(job)
+                ))
             else:
                 received = self._files.take_received(rd.snapshot) if rd.snapshot else []
                 saving = self._in_io(self._writer.persist, rd, hard, received)
-                self._predicted.start(self._to_predict(rd), self._in_io)
                 installed = await self._pump_until(saving)
+            self._predicted.run(self._to_predict(rd))
             self._writer.saved(hard)
             stats.save_seconds += self._clock() - t0
             stats.saves += 1
@@ -476,7 +472,7 @@ class Driver:
         await self._notify()
 
     def _to_predict(self, rd: Ready) -> Sequence[Entry]:
-        """Leader: the entries of ``rd`` to run dry after its write (predictions.py)."""
+        """Leader: the entries of ``rd`` to run dry once written (predictions.py)."""
         if self.role != Role.LEADER or rd.snapshot is not None:
             return ()
         return self._predicted.wanted(rd.entries, self._proposals)

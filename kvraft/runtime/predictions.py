@@ -4,16 +4,14 @@ At low load a proposer waits, after its entry commits, for the leader's I/O thre
 pick the apply up and hand the result back to the event loop. The result does not need
 the apply: it depends only on the state right before the entry and on the entry (the
 state machine is deterministic), and by the time a leader has written a new entry to its
-log, usually everything before it is applied. So right behind the write of a small
-Ready of entries proposed here, the I/O thread runs the state machine's dry run over
-them (``PredictingStateMachine.predict``: a read view, nothing written). The dry run is a
-job of its own: the driver goes on as soon as the write is durable (a leader's own write
-gates its next Ready, so nothing else may ride on it). When those entries commit, the
-driver waits for their dry run if it is still running (it is ahead of any apply on the
-I/O thread anyway) and answers their proposers at once, before the apply starts. An
-(index, term) names one entry on every node (Log Matching), so a kept result stays right
-whatever happens in between; a proposal is only answered by a result kept for its own
-index and term.
+log, usually everything before it is applied. So once the write of a small Ready of
+entries proposed here is durable, the driver runs the state machine's dry run over them
+(``PredictingStateMachine.predict``: a read view, nothing written) on the event loop,
+which at low load has nothing else to do while the followers write: no hand-off to the
+I/O thread and back, no contention for the GIL with it. When those entries commit, it
+answers their proposers at once, before the apply starts. An (index, term) names one
+entry on every node (Log Matching), so a kept result stays right whatever happens in
+between; a proposal is only answered by a result kept for its own index and term.
 
 Nothing else moves early: ``applied``, reads and snapshots still wait for the apply,
 exactly as with the state machine's ``staged`` answers. The apply's real results are
@@ -23,32 +21,25 @@ deterministic, which is fatal.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from kvraft.core.types import Entry
 from kvraft.runtime.base import PredictingStateMachine
 from kvraft.runtime.waiters import ProposalTracker
 
-Predicted = list[tuple[Entry, object | None, bytes]]
-"""Entries with their predicted results and comparison keys."""
-
 MAX_ENTRIES = 4
 """Predict Readys of at most this many entries (more: the apply's ``staged`` answers
-them; a larger dry run would only delay the write of the next Ready)."""
+them; a larger dry run would only delay the next Ready)."""
 
 
 class Predictions:
-    """Predicted results by log index. The driver task alone uses this object (the dry
-    run itself runs on the I/O thread: ``start``)."""
+    """Predicted results by log index. The driver task alone uses this object."""
 
     def __init__(self, machine: PredictingStateMachine | None) -> None:
         self._sm = machine  # None: the state machine cannot predict; nothing happens
         self._by_index: dict[int, tuple[int, object | None, bytes]] = {}  # term, result, key
         self._given: dict[int, tuple[int, bytes]] = {}  # answered, not yet applied: term, key
-        # dry runs in progress, oldest first: each job and the last index it covers
-        self._running: list[tuple[asyncio.Future[Predicted], int]] = []
 
     def wanted(self, entries: Sequence[Entry], proposals: ProposalTracker) -> Sequence[Entry]:
         """The entries worth a dry run after this Ready's write: a few, with a proposer
@@ -59,46 +50,18 @@ class Predictions:
             return ()
         return entries
 
-    def start(
-        self, entries: Sequence[Entry],
-        in_io: Callable[[Callable[[Sequence[Entry]], Predicted], Sequence[Entry]],
-                        asyncio.Future[Predicted]],
-    ) -> None:
-        """Queue the dry run of ``entries`` on the I/O thread (right behind the write
-        just queued there, so it sees everything before them applied)."""
-        if entries:
-            self._harvest()
-            self._running.append((in_io(self._dry_run, entries), entries[-1].index))
-
-    def _dry_run(self, entries: Sequence[Entry]) -> Predicted:
-        """I/O thread: the dry run, with each result's comparison key."""
+    def run(self, entries: Sequence[Entry]) -> None:
+        """The dry run of ``entries`` (``wanted``, durable, proposed here); keeps the
+        results with their comparison keys."""
         sm = self._sm
-        assert sm is not None
+        if not entries or sm is None:
+            return
         try:
             results = sm.predict(entries)
         except Exception:  # noqa: BLE001 - predicts nothing; a storage failure shows in the apply
-            return []
-        return [(e, r, sm.result_key(r)) for e, r in zip(entries, results, strict=False)]
-
-    def _harvest(self) -> None:
-        """Keep the results of the dry runs that finished (the I/O thread runs them in
-        order)."""
-        while self._running and self._running[0][0].done():
-            fut = self._running.pop(0)[0]
-            if not fut.cancelled() and fut.exception() is None:
-                for e, result, key in fut.result():
-                    self._by_index[e.index] = (e.term, result, key)
-
-    async def settle(
-        self, committed: Sequence[Entry],
-        wait: Callable[[asyncio.Future[Predicted]], Awaitable[Any]],
-    ) -> None:
-        """Before answering ``committed``: let a dry run that covers some of them finish
-        (``wait``: the driver's way to await an I/O job)."""
-        covering = [f for f, last in self._running if committed and committed[0].index <= last]
-        if covering and not covering[-1].done():
-            await wait(covering[-1])  # the I/O thread runs them in order: all are done then
-        self._harvest()
+            return
+        for e, r in zip(entries, results, strict=False):
+            self._by_index[e.index] = (e.term, r, sm.result_key(r))
 
     def answer(self, committed: Sequence[Entry], proposals: ProposalTracker) -> int:
         """Answer the proposers of ``committed`` entries that have a kept result; returns
@@ -137,4 +100,3 @@ class Predictions:
         """Forget every kept result (the state was replaced by a snapshot)."""
         self._by_index.clear()
         self._given.clear()
-        self._running.clear()
