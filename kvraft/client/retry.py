@@ -176,6 +176,7 @@ class Caller:
         budget = self._policy.timeout if timeout is None else timeout
         deadline = loop.time() + budget
         last: Failure | None = None
+        busy: Failure | None = None  # the leader's latest "a change is pending" answer
         in_doubt = False
         backoffs = 0
         quick = 0  # immediate retries (redirect, next node) since the last backoff
@@ -183,8 +184,8 @@ class Caller:
             if self._closed:  # close() while this call was under way
                 raise self._closed_error(what, in_doubt and write)
             remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise self._final(what, last, in_doubt and write, budget)
+            if remaining <= 0:  # the leader's "pending" says more than a later hop's error
+                raise self._final(what, busy or last, in_doubt and write, budget)
             if (target == "leader" and self._pool.leader is None
                     and self._policy.follow_redirects):
                 await self._discover_leader(min(remaining, self._policy.attempt_timeout))
@@ -210,6 +211,8 @@ class Caller:
                 raise invalid(f"{what}: {last.message}", code=last.code, endpoint=ep.address)
             if kind is Kind.FATAL and not (conf_change and _is_busy(last)):
                 raise _fatal(what, last, conf_change)
+            elif kind is Kind.FATAL:  # busy: the leader answered; ask it again after a backoff
+                busy = last
             elif kind is Kind.NOT_LEADER:
                 if not self._policy.follow_redirects:
                     raise errors.NotLeader(
