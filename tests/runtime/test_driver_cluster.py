@@ -275,7 +275,7 @@ def test_lazy_commit_reaches_idle_followers_by_the_flush_timer(tmp_path: Path) -
 def test_lazy_commit_rides_on_the_next_append(tmp_path: Path, lazy: bool) -> None:
     """Writes one after another, no ticks and (lazy) no flush within the test: each
     AppendEntries carries the previous commit index, so followers apply every write but
-    the last without a message of its own; an eager leader sends one per write."""
+    the last without a message of its own; an eager leader sends them for every write."""
     async def main(rig: Rig) -> None:
         await rig.net.drivers[1].campaign()
         leader = await rig.leader()
@@ -288,6 +288,8 @@ def test_lazy_commit_rides_on_the_next_append(tmp_path: Path, lazy: bool) -> Non
             assert commit_only == []
             assert all(len(rig.machines[i].data) >= 29 for i in (2, 3))
         else:
-            assert len(commit_only) >= 2 * 30
+            # one per write to each follower, but none to a follower whose progress is
+            # paused at that moment (a slow ack under load): at least one per write
+            assert len(commit_only) >= 30, len(commit_only)
 
     run(main, tmp_path, commit_flush_ms=60_000 if lazy else 0, tick_ms=60_000)
