@@ -440,7 +440,6 @@ class Driver:
                 received = self._files.take_received(rd.snapshot) if rd.snapshot else []
                 saving = self._in_io(self._writer.persist, rd, hard, received)
                 installed = await self._pump_until(saving)
-            self._predicted.run(self._to_predict(rd))
             self._writer.saved(hard)
             stats.save_seconds += self._clock() - t0
             stats.saves += 1
@@ -461,6 +460,7 @@ class Driver:
             stats.applies += 1
             stats.entries_applied += len(committed)
             self._applied(committed, results, cc_results)
+        self._predicted.run(self._to_predict(rd))  # after the write and any apply
         for rs in rd.read_states:
             self._reads.answered(rs.request_id, rs.index, self.applied)
         for rid in rd.dropped_reads:
