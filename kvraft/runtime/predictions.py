@@ -93,7 +93,7 @@ class Predictions:
                     )
         last = applied[-1].index
         for kept in (self._by_index, self._given):
-            for i in [i for i in kept if i <= last] if kept else ():
+            for i in [i for i in kept if i <= last]:
                 del kept[i]
 
     def clear(self) -> None:
