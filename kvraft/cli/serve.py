@@ -44,6 +44,10 @@ def register(subparsers: Any) -> None:
                       help="at low load a follower applies in batches, holding committed "
                       "entries up to this many ms (a leader: those it already answered, "
                       "until its next write; default 10; 0: at once)")
+    raft.add_argument("--quorum-first-ms", type=int,
+                      help="a leader sends appends at once to the followers that make a "
+                      "quorum with it fastest, to the others in batches every this many "
+                      "ms (default 10; 0: to every follower at once)")
     logs = p.add_argument_group("logging")
     logs.add_argument("--log-format", choices=("json", "console"),
                       help="default: console on a TTY, json otherwise")
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     raft: dict[str, Any] = {}
     for flag in ("tick_ms", "election_ticks", "snapshot_entries", "commit_flush_ms",
-                 "follower_apply_ms"):
+                 "follower_apply_ms", "quorum_first_ms"):
         if getattr(args, flag) is not None:
             raft[flag] = getattr(args, flag)
     try:

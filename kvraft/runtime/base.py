@@ -41,6 +41,8 @@ class DriverStats:
     applies_joined: int = 0  # of those, written in the same transaction as a log save
     entries_applied: int = 0  # entries applied
     answered_predicted: int = 0  # proposals answered from a prediction at commit (predictions.py)
+    appends_held: int = 0  # AppendEntries a leader held for a follower outside its fast set
+    fast_set_misses: int = 0  # times that fast set did not commit in time (quorum_first.py)
     save_seconds: float = 0.0  # wall time spent waiting for log writes
     apply_seconds: float = 0.0  # wall time spent waiting for state machine transactions
     messages_sent: int = 0  # messages handed to the transport
@@ -62,6 +64,10 @@ class DriverConfig:
     # a follower holds small batches of committed entries up to this many ms and applies
     # them in one write (0: every Ready's entries at once); see held_applies.py
     follower_apply_ms: int = 0
+    # a leader sends AppendEntries at once to the followers that complete a quorum
+    # fastest, to the others in batches after this many ms (0: to all at once); see
+    # quorum_first.py
+    quorum_first_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,7 @@ from kvraft.runtime.inbox import Inbox
 from kvraft.runtime.leadership import Leadership, not_leader_msg
 from kvraft.runtime.persist import ReadyWriter
 from kvraft.runtime.predictions import Predictions
+from kvraft.runtime.quorum_first import QuorumFirst
 from kvraft.runtime.snapshot_scheduler import SnapshotScheduler
 from kvraft.runtime.snapshots import SnapshotFiles
 from kvraft.runtime.waiters import ProposalTracker, ReadWaiters, counters
@@ -178,6 +179,10 @@ class Driver:
             config.follower_apply_ms / 1000, 64, lambda: self._submit(_nothing))
         self._predicted = Predictions(  # leader, low load: answers at commit
             state if isinstance(state, PredictingStateMachine) else None)
+        self._quorum_first = QuorumFirst(  # leader: new entries to a quorum first
+            node.id, config.quorum_first_ms, self._send_now, self._submit,
+            lambda: self._node.commit, self.stats)
+        self._quorum_first.configure(self.role == Role.LEADER, self.conf_state)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -388,6 +393,7 @@ class Driver:
             self._inbox.close()
             self._commit_flush.cancel()
             self._held.cancel()
+            self._quorum_first.cancel()
             self._fail_everything(error)
             if not self.done.done():
                 if error is None or isinstance(error, asyncio.CancelledError):
@@ -480,6 +486,7 @@ class Driver:
     def _membership_changed(self, index: int, cc: ConfChange, conf: ConfState) -> None:
         """The committed conf change at ``index`` is in force (``conf_state`` follows)."""
         self.conf_state = conf
+        self._quorum_first.configure(self.role == Role.LEADER, conf)
         self._log_.info(
             "membership changed", index=index, change=cc.type.name, member=cc.node_id,
             voters=sorted(conf.voters), learners=sorted(conf.learners),
@@ -537,20 +544,27 @@ class Driver:
         old_leader, old_role, old_term = self.leader, self.role, self.term
         self.leader, self.role, self.term = ss.leader, ss.role, ss.term
         self._leadership.observe(old_leader, old_role, old_term, ss)
+        self._quorum_first.configure(ss.role == Role.LEADER, self.conf_state)
 
     # ------------------------------------------------------------------ plumbing
     def _send(self, messages: Sequence[Message]) -> None:
         if not messages:
             return
         plain: list[Message] = []
-        for m in messages:
+        # appends held for a follower go before any other message to it (quorum_first.py)
+        for m in self._quorum_first.route(messages):
             if isinstance(m, InstallSnapshot):
+                self._send_now(plain)
+                plain = []
                 self._snapshots.send(m, self._transport, self._node)
             else:
                 plain.append(m)
-        if plain:
-            self.stats.messages_sent += len(plain)
-            self._transport.send(plain)
+        self._send_now(plain)
+
+    def _send_now(self, messages: Sequence[Message]) -> None:
+        if messages:
+            self.stats.messages_sent += len(messages)
+            self._transport.send(messages)
 
     def _step_all(self, messages: Sequence[Message]) -> None:
         now = self._clock()
@@ -560,6 +574,9 @@ class Driver:
             match m:
                 case AppendEntries() | Heartbeat() if m.term == node.term and m.src == node.leader:
                     self._freshness.heard(m.commit, now)
+                case AppendResponse() if m.term == node.term:
+                    self._leadership.acked(m, now)
+                    self._quorum_first.acked(m)
                 case AppendResponse() | HeartbeatResponse():
                     self._leadership.acked(m, now)
                 case _:

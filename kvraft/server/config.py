@@ -43,6 +43,10 @@ class RaftSettings:
     # this many ms (its STALE readers see writes that much later); a leader holds the
     # applies of writes it already answered, up to its next log write; 0: at once
     follower_apply_ms: int = 10
+    # a leader sends AppendEntries at once to the followers that make a quorum with it
+    # fastest, and to the others in batches every this many ms (they are that much
+    # behind); 0: to every follower at once (etcd's way)
+    quorum_first_ms: int = 10
 
 
 @dataclass(frozen=True, slots=True)

@@ -223,6 +223,14 @@ class NodeCollector:
                        rs.dropped)
         yield _counter("kvraft_network_snapshots_received", "Snapshots received and verified.",
                        rs.snapshots)
+        yield _counter("kvraft_network_appends_held",
+                       "AppendEntries a leader held back for a follower outside its fast "
+                       "quorum and sent in a batch later (raft.quorum_first_ms).",
+                       s.driver.stats.appends_held)
+        yield _counter("kvraft_network_fast_quorum_misses",
+                       "Times a leader's fast quorum did not commit within "
+                       "raft.quorum_first_ms, so the next entries went to every follower.",
+                       s.driver.stats.fast_set_misses)
         yield _counter("kvraft_network_snapshots_received_failures",
                        "Snapshot transfers rejected or broken.", rs.snapshot_failures)
 

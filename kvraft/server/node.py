@@ -149,6 +149,7 @@ class Node:
                 max_pending_reads=cfg.limits.max_pending_reads,
                 commit_flush_ms=r.commit_flush_ms,
                 follower_apply_ms=r.follower_apply_ms,
+                quorum_first_ms=r.quorum_first_ms,
             ),
             latest_snapshot=local_snapshot(latest) if latest is not None else None,
             on_membership=self._on_membership,

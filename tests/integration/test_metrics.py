@@ -88,6 +88,8 @@ def test_values_move_as_writes_and_reads_happen(cluster: Cluster) -> None:
     assert grew("kvraft_server_proposals_committed_total") >= writes
     # one write at a time: the leader answers from predicted results (predictions.py)
     assert grew("kvraft_server_proposals_answered_predicted_total") >= 1
+    # ... and sends each append at once to one follower only (quorum_first.py)
+    assert grew("kvraft_network_appends_held_total") >= 1
     assert grew("kvraft_server_commit_index") >= writes
     assert grew("kvraft_server_applied_index") >= writes
     assert value(after, "kvraft_server_proposals_pending") == 0

@@ -94,6 +94,7 @@ class Net:
         self.tmp = tmp
         self.snapshots_sent = 0
         self.sent: list[Message] = []  # every message handed to the network
+        self.sends: list[tuple[Message, ...]] = []  # the same, one tuple per send() call
 
     def _up(self, src: int, dst: int) -> bool:
         return src not in self.down and dst not in self.down and dst in self.drivers
@@ -105,6 +106,7 @@ class Net:
             def send(self, messages: Sequence[Message]) -> None:
                 loop = asyncio.get_running_loop()
                 net.sent.extend(messages)
+                net.sends.append(tuple(messages))
                 for m in messages:
                     if net._up(m.src, m.dst):
                         loop.call_soon(net.drivers[m.dst].deliver, [m])
@@ -128,10 +130,12 @@ class Net:
 
 class Rig:
     def __init__(
-        self, tmp: Path, snapshot_entries: int = 0, commit_flush_ms: int = 0, tick_ms: int = 10
+        self, tmp: Path, snapshot_entries: int = 0, commit_flush_ms: int = 0, tick_ms: int = 10,
+        quorum_first_ms: int = 0,
     ) -> None:
         self.tmp = tmp
         self.commit_flush_ms = commit_flush_ms  # > 0: lazy cores, commit flushed by timer
+        self.quorum_first_ms = quorum_first_ms  # > 0: quorum-first replication
         self.tick_ms = tick_ms
         self.net = Net(tmp)
         self.logs = {i: MemoryLogStore() for i in IDS}
@@ -150,7 +154,8 @@ class Rig:
                        self.logs[i], random.Random(i * 7919 + applied))
         drv = Driver(core, self.logs[i], self.machines[i], self.net.transport(i),
                      DriverConfig(tick_ms=self.tick_ms, snapshot_entries=self.snapshot_entries,
-                                  commit_flush_ms=self.commit_flush_ms))
+                                  commit_flush_ms=self.commit_flush_ms,
+                                  quorum_first_ms=self.quorum_first_ms))
         self.net.drivers[i] = drv
         drv.start()
         return drv
