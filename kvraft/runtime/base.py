@@ -68,6 +68,9 @@ class DriverConfig:
     # fastest, to the others in batches after this many ms (0: to all at once); see
     # quorum_first.py
     quorum_first_ms: int = 0
+    # a write of at most this many entries runs on the event loop when the I/O thread is
+    # idle, without the two thread hand-offs (0: always on the I/O thread); io_thread.py
+    inline_write_entries: int = 0
 
 
 @dataclass(frozen=True, slots=True)

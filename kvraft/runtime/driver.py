@@ -27,7 +27,9 @@ network, exactly as the deterministic simulator does in tests:
   executor), so writes are never reordered. While the thread works the driver task keeps
   draining the inbox into the core: everything that arrives meanwhile (proposals, acks)
   lands in the NEXT Ready -- one fsync and one AppendEntries batch per follower for many
-  requests.
+  requests. A write of a few entries runs on the loop itself when the thread is idle
+  (``inline_write_entries``, io_thread.py): at low load the hand-offs cost more than
+  the write.
 - **Proposals** resolve when the entry at their index is applied: same term -> the apply
   result; another term -> OutcomeUnknown. A leader answers a lone proposal earlier, when
   its entry commits, from the result a dry run predicted after the entry's write, and
@@ -55,7 +57,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import structlog
@@ -94,6 +95,7 @@ from kvraft.runtime.freshness import Freshness
 from kvraft.runtime.held_applies import HeldApplies
 from kvraft.runtime.histogram import Histogram, SampledTimer
 from kvraft.runtime.inbox import Inbox
+from kvraft.runtime.io_thread import IoThread
 from kvraft.runtime.leadership import Leadership, not_leader_msg
 from kvraft.runtime.persist import ReadyWriter
 from kvraft.runtime.predictions import Predictions
@@ -141,7 +143,7 @@ class Driver:
         self._clock = clock
         self._log_ = structlog.get_logger("kvraft.runtime").bind(node_id=node.id)
 
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kvraft-io-{node.id}")
+        self._io = IoThread(f"kvraft-io-{node.id}", config.inline_write_entries)
         self._inbox = Inbox(config.tick_ms)  # work for the driver task, and ticks
         self._task: asyncio.Task[None] | None = None  # the driver task, once started
         self._stopping = False  # no new work accepted once True
@@ -205,7 +207,7 @@ class Driver:
 
     async def _shutdown_threads(self) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._io.shutdown, True)
+        await loop.run_in_executor(None, self._io.shutdown)
         await loop.run_in_executor(None, self._snapshots.shutdown)
 
     # ------------------------------------------------------------------ transport -> driver
@@ -429,7 +431,7 @@ class Driver:
         # durable in the log); applied/reads move only once the state commit is done
         loop = asyncio.get_running_loop()
 
-        def staged(results: Sequence[object | None]) -> None:  # on the I/O thread
+        def staged(results: Sequence[object | None]) -> None:  # where the write runs
             loop.call_soon_threadsafe(self._answer, committed, results, cc_results)
 
         joined: Sequence[object | None] | None = None  # results of an apply in the save
@@ -438,13 +440,14 @@ class Driver:
             installed = None
             joinable = self.role == Role.LEADER and rd.snapshot is None
             if committed and joinable and self._joint is not None:
-                joined = await self._pump_until(self._in_io(
-                    self._writer.persist_joined, rd, hard, self._joint, committed, self.conf_state,
-                    staged,
+                joined = await self._pump_until(self._io.write_small(
+                    len(rd.entries), self._writer.persist_joined, rd, hard, self._joint,
+                    committed, self.conf_state, staged,
                 ))
             else:
                 received = self._files.take_received(rd.snapshot) if rd.snapshot else []
-                saving = self._in_io(self._writer.persist, rd, hard, received)
+                saving = self._io.write_small(
+                    0 if rd.snapshot else len(rd.entries), self._writer.persist, rd, hard, received)
                 installed = await self._pump_until(saving)
             self._writer.saved(hard)
             stats.save_seconds += self._clock() - t0
@@ -594,7 +597,7 @@ class Driver:
         return await self._inbox.pump_until(fut, self._tick)
 
     def _in_io(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        return asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
+        return self._io.run(fn, *args)
 
     async def _call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the driver task (it may touch the core) and return its result."""

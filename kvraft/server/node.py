@@ -150,6 +150,7 @@ class Node:
                 commit_flush_ms=r.commit_flush_ms,
                 follower_apply_ms=r.follower_apply_ms,
                 quorum_first_ms=r.quorum_first_ms,
+                inline_write_entries=4,
             ),
             latest_snapshot=local_snapshot(latest) if latest is not None else None,
             on_membership=self._on_membership,

@@ -131,11 +131,12 @@ class Net:
 class Rig:
     def __init__(
         self, tmp: Path, snapshot_entries: int = 0, commit_flush_ms: int = 0, tick_ms: int = 10,
-        quorum_first_ms: int = 0,
+        quorum_first_ms: int = 0, inline_write_entries: int = 0,
     ) -> None:
         self.tmp = tmp
         self.commit_flush_ms = commit_flush_ms  # > 0: lazy cores, commit flushed by timer
         self.quorum_first_ms = quorum_first_ms  # > 0: quorum-first replication
+        self.inline_write_entries = inline_write_entries  # > 0: small writes on the loop
         self.tick_ms = tick_ms
         self.net = Net(tmp)
         self.logs = {i: MemoryLogStore() for i in IDS}
@@ -155,7 +156,8 @@ class Rig:
         drv = Driver(core, self.logs[i], self.machines[i], self.net.transport(i),
                      DriverConfig(tick_ms=self.tick_ms, snapshot_entries=self.snapshot_entries,
                                   commit_flush_ms=self.commit_flush_ms,
-                                  quorum_first_ms=self.quorum_first_ms))
+                                  quorum_first_ms=self.quorum_first_ms,
+                                  inline_write_entries=self.inline_write_entries))
         self.net.drivers[i] = drv
         drv.start()
         return drv
