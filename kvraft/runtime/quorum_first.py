@@ -108,21 +108,17 @@ class QuorumFirst:
 
     def flush(self) -> None:
         """Send everything held, in order."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._held:
-            held, self._held = self._held, []
-            self._held_to.clear()
-            self._due.clear()
+        held = self._held
+        self.cancel()
+        if held:
             self._send(held)
 
     def cancel(self) -> None:
-        """The driver stops: drop what is held, as a network would."""
+        """Forget what is held and its timer (the driver stops: as a network would)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._held.clear()
+        self._held = []
         self._held_to.clear()
         self._due.clear()
 
@@ -139,11 +135,10 @@ class QuorumFirst:
     def _take(self, dst: int) -> list[AppendEntries]:
         """Remove and return what is held for ``dst``."""
         mine = [m for m in self._held if m.dst == dst]
-        self._held = [m for m in self._held if m.dst != dst]
-        self._held_to.discard(dst)
-        if not self._held:
-            self._due.clear()
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+        rest = [m for m in self._held if m.dst != dst]
+        if not rest:
+            self.cancel()
+        else:
+            self._held = rest
+            self._held_to.discard(dst)
         return mine
