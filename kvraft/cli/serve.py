@@ -43,11 +43,11 @@ def register(subparsers: Any) -> None:
     raft.add_argument("--follower-apply-ms", type=int,
                       help="at low load a follower applies in batches, holding committed "
                       "entries up to this many ms (a leader: those it already answered, "
-                      "until its next write; default 10; 0: at once)")
+                      "until its next write; default 50; 0: at once)")
     raft.add_argument("--quorum-first-ms", type=int,
                       help="a leader sends appends at once to the followers that make a "
                       "quorum with it fastest, to the others in batches every this many "
-                      "ms (default 10; 0: to every follower at once)")
+                      "ms or with each heartbeat (default 50; 0: to every follower at once)")
     logs = p.add_argument_group("logging")
     logs.add_argument("--log-format", choices=("json", "console"),
                       help="default: console on a TTY, json otherwise")

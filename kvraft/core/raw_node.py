@@ -155,10 +155,11 @@ class RawNode:
         next Ready. A no-op on other nodes and when every follower has it."""
         self._raft.flush_commit()
 
-    def commit_unsent(self) -> bool:
+    def commit_unsent(self, upto: int | None = None) -> bool:
         """Leader: is there a follower that ``flush_commit`` would tell a newer commit
-        index? (The runtime's cue to call it after a short delay.)"""
-        return self._raft.commit_unsent()
+        index (with ``upto``: one that lacks even commit index ``upto``)? The runtime's
+        cue to call it after a short delay."""
+        return self._raft.commit_unsent(upto)
 
     def report_snapshot(self, node_id: int, ok: bool) -> None:
         self._raft.report_snapshot(node_id, ok)

@@ -95,12 +95,13 @@ class Sender:
             self._commit_due = True
             self._bcast = True
 
-    def commit_unsent(self) -> bool:
+    def commit_unsent(self, upto: int | None = None) -> bool:
         """Leader: could a follower be sent a newer commit index than it was sent (and
-        may it be sent an AppendEntries now)?"""
+        may it be sent an AppendEntries now)? With ``upto``: one that was not sent even
+        the commit index ``upto`` (an older one it may still lack)."""
         if self.role is not Role.LEADER:
             return False
-        commit = self.log.committed
+        commit = self.log.committed if upto is None else min(upto, self.log.committed)
         return any(
             node != self.id and pr.sent_commit < min(commit, pr.next - 1) and not pr.is_paused()
             for node, pr in self.progress.items()

@@ -42,11 +42,12 @@ class RaftSettings:
     # at low load a follower applies committed entries in batches, holding them up to
     # this many ms (its STALE readers see writes that much later); a leader holds the
     # applies of writes it already answered, up to its next log write; 0: at once
-    follower_apply_ms: int = 10
+    follower_apply_ms: int = 50
     # a leader sends AppendEntries at once to the followers that make a quorum with it
     # fastest, and to the others in batches every this many ms (they are that much
-    # behind); 0: to every follower at once (etcd's way)
-    quorum_first_ms: int = 10
+    # behind; held appends also go out before every heartbeat); 0: to every follower
+    # at once (etcd's way)
+    quorum_first_ms: int = 50
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,19 @@ def test_lazy_commit_rides_on_the_next_entries() -> None:
     )
 
 
+def test_commit_unsent_upto_asks_about_an_older_commit_index() -> None:
+    c = Cluster(3, lazy_commit=True)
+    c.elect(1)
+    commit_round(c, "a")
+    first = c[1].commit
+    assert c[1].commit_unsent(first)
+    commit_round(c, "b")  # b's entries carried the commit index of a to both followers
+    assert c[1].commit > first
+    assert c[1].commit_unsent(), "the commit index of b was sent to nobody"
+    assert not c[1].commit_unsent(first), "every follower was sent the commit index of a"
+    assert not c[2].commit_unsent(first), "a follower has nothing to send"
+
+
 def test_flush_commit_tells_only_the_followers_that_lack_it() -> None:
     c = Cluster(3, lazy_commit=True)
     c.elect(1)

@@ -5,6 +5,7 @@ protocol, with crash-restart (keeping only what was saved) and snapshot catch-up
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import shutil
@@ -305,3 +306,29 @@ def test_lazy_commit_rides_on_the_next_append(tmp_path: Path, lazy: bool) -> Non
             assert len(commit_only) >= 2 * 30 - 3, len(commit_only)
 
     run(main, tmp_path, commit_flush_ms=60_000 if lazy else 0, tick_ms=60_000)
+
+
+def test_commit_flush_stays_quiet_while_appends_carry_the_commit(tmp_path: Path) -> None:
+    """Writes 10 ms apart with a 50 ms flush timer: every commit index leaves with the
+    next write's AppendEntries well within 50 ms, so the timer sends no message of its
+    own until the writes stop; then the last commit index reaches both followers. (A gap
+    of 40 ms or more between writes on a stalled box may rightly cost one flush each.)"""
+    async def main(rig: Rig) -> None:
+        await rig.net.drivers[1].campaign()
+        leader = await rig.leader()
+        loop = asyncio.get_running_loop()
+        before = len(rig.net.sent)
+        done_at = []
+        for k in range(40):
+            await leader.propose(f"k{k}={k}".encode())
+            done_at.append(loop.time())
+            await asyncio.sleep(0.01)
+        during = [m for m in rig.net.sent[before:] if _commit_only(m, 1)]
+        long_gaps = sum(1 for a, b in itertools.pairwise(done_at) if b - a >= 0.04)
+        assert len(during) <= 2 * long_gaps, (len(during), long_gaps)
+        await until(lambda: all(m.index == leader.applied for m in rig.machines.values()))
+        flushed = [m for m in rig.net.sent[before:] if _commit_only(m, 1)]
+        assert {m.dst for m in flushed} == {2, 3}, "the last commit index went out on its own"
+        assert all(m.data == rig.machines[1].data for m in rig.machines.values())
+
+    run(main, tmp_path, commit_flush_ms=50, tick_ms=60_000)
