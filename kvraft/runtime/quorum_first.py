@@ -19,7 +19,8 @@ AppendEntries to any other follower (voter or learner) are held here and sent
   first to answer form it again;
 - at once, before any other message to the same follower (heartbeats, snapshots,
   TimeoutNow, votes), so that every follower receives its messages in the order the
-  core made them.
+  core made them; the same check of the fast set applies (with the default
+  ``quorum_first_ms`` equal to the heartbeat interval, most batches leave this way).
 
 What it does not change: when a write is durable or acknowledged (the core commits on
 a quorum of durable acks, as before), nor any message's content. A held AppendEntries
@@ -87,6 +88,7 @@ class QuorumFirst:
                 self._hold(m)
                 continue
             if dst in self._held_to:  # what was held for it goes first
+                self._check_fast()
                 now.extend(self._take(dst))
             now.append(m)
         return now
@@ -100,11 +102,19 @@ class QuorumFirst:
     def expire(self) -> None:
         """``delay_ms`` passed since the oldest held message: send all that is held."""
         self._timer = None
-        now, commit = asyncio.get_running_loop().time(), self._commit()
-        if any(due <= now and index > commit for due, index in self._due):
-            self.fast.clear()  # the fast set did not commit in time: race everybody
-            self._stats.fast_set_misses += 1
+        self._check_fast()
         self.flush()
+
+    def _check_fast(self) -> None:
+        """Held appends are about to leave (batch timer, or another message to their
+        follower goes first: a heartbeat every tick): if entries held for half the delay
+        or more have not committed, the fast set did not commit them in time -- empty it,
+        so that the next appends race to everybody. Checked at every such send: with
+        heartbeats more frequent than the batch timer, the timer may never fire."""
+        now, commit = asyncio.get_running_loop().time(), self._commit()
+        if self.fast and any(due <= now and index > commit for due, index in self._due):
+            self.fast.clear()
+            self._stats.fast_set_misses += 1
 
     def flush(self) -> None:
         """Send everything held, in order."""

@@ -107,6 +107,36 @@ def test_a_fast_follower_that_goes_silent_is_replaced_after_the_delay(tmp_path: 
     run(main, tmp_path, quorum_first_ms=300, commit_flush_ms=NO_TIMER, tick_ms=NO_TIMER)
 
 
+
+def test_a_silent_fast_follower_is_replaced_when_heartbeats_flush_the_batch(
+    tmp_path: Path,
+) -> None:
+    """The batch timer never fires; heartbeats (every 20 ms) carry what was held for the
+    slow follower. The fast follower is cut off: the writes after it commit on the other
+    follower once a heartbeat takes them there; within two heartbeats a held write is
+    found uncommitted past half the delay (one miss), and from then on the other
+    follower gets every append at once, without waiting for a heartbeat."""
+    async def main(rig: Rig) -> None:
+        await rig.net.drivers[1].campaign()
+        leader = await rig.leader()
+        await _write(leader, 0)
+        mark = len(rig.net.sends)
+        index = await _write(leader, 1)
+        (fast,) = _first_to_get(rig.net.sends[mark:], index)
+        other = 5 - fast
+        rig.net.down.add(fast)
+        for k in range(2, 5):  # each waits for a heartbeat until the miss
+            await _write(leader, k)
+        assert leader.stats.fast_set_misses == 1
+        mark = len(rig.net.sends)
+        written = [await _write(leader, k) for k in range(5, 13)]
+        assert all(_first_to_get(rig.net.sends[mark:], i) == {other} for i in written)
+        assert leader.stats.fast_set_misses == 1
+
+    # a batch timer that never fires; half its delay is shorter than a heartbeat interval
+    run(main, tmp_path, quorum_first_ms=30, commit_flush_ms=NO_TIMER, tick_ms=20)
+
+
 # ---------------------------------------------------------------- the router alone
 
 
