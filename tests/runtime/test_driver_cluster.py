@@ -28,7 +28,8 @@ from kvraft.core.types import (
     Role,
     SnapshotMeta,
 )
-from kvraft.runtime import Driver, DriverConfig
+from kvraft.errors import NotLeader
+from kvraft.runtime import Driver, DriverConfig, OutcomeUnknown
 from kvraft.runtime.base import LocalSnapshot
 from kvraft.storage.memory import MemoryLogStore
 
@@ -247,7 +248,15 @@ def test_partitioned_follower_catches_up_by_snapshot(tmp_path: Path) -> None:
         leader = await rig.leader()
         lagging = next(i for i in IDS if i != leader.node_id)
         rig.net.down.add(lagging)
-        await put_all(leader, range(200))
+        # a stalled box may make the leader step down (check-quorum); the cut-off
+        # follower cannot win, so write again through whoever leads next
+        while True:
+            try:
+                await put_all(leader, range(200))
+                break
+            except (NotLeader, OutcomeUnknown):
+                leader = await rig.leader()
+        assert leader.node_id != lagging
         await until(lambda: rig.logs[leader.node_id].first_index() > 50)  # compacted
         rig.net.down.discard(lagging)
         follower = rig.net.drivers[lagging]
