@@ -49,6 +49,19 @@ async def _write(leader: Driver, k: int) -> int:
     return int(str(await leader.propose(f"k{k}={k}".encode())))  # its log index
 
 
+async def _cut_off_the_fast_follower(rig: Rig) -> tuple[Driver, int]:
+    """Node 1 leads; two writes show which follower is fast; the network then drops
+    everything to and from it. Returns the leader and the other follower."""
+    await rig.net.drivers[1].campaign()
+    leader = await rig.leader()
+    await _write(leader, 0)
+    mark = len(rig.net.sends)
+    index = await _write(leader, 1)
+    (fast,) = _first_to_get(rig.net.sends[mark:], index)
+    rig.net.down.add(fast)
+    return leader, 5 - fast
+
+
 def test_one_follower_gets_each_append_at_once_the_other_gets_them_in_one_batch(
     tmp_path: Path,
 ) -> None:
@@ -89,14 +102,7 @@ def test_a_fast_follower_that_goes_silent_is_replaced_after_the_delay(tmp_path: 
     the held append to the other follower (one miss); from then on that follower is the
     fast set and writes commit without another miss."""
     async def main(rig: Rig) -> None:
-        await rig.net.drivers[1].campaign()
-        leader = await rig.leader()
-        await _write(leader, 0)
-        mark = len(rig.net.sends)
-        index = await _write(leader, 1)
-        (fast,) = _first_to_get(rig.net.sends[mark:], index)
-        other = 5 - fast
-        rig.net.down.add(fast)
+        leader, other = await _cut_off_the_fast_follower(rig)
         await _write(leader, 2)  # waits for the timer: the fast follower is silent
         assert leader.stats.fast_set_misses == 1
         written = [await _write(leader, k) for k in range(3, 11)]
@@ -105,7 +111,6 @@ def test_a_fast_follower_that_goes_silent_is_replaced_after_the_delay(tmp_path: 
         assert {f"k{k}" for k in range(10)} <= rig.machines[other].data.keys()
 
     run(main, tmp_path, quorum_first_ms=300, commit_flush_ms=NO_TIMER, tick_ms=NO_TIMER)
-
 
 
 def test_a_silent_fast_follower_is_replaced_when_heartbeats_flush_the_batch(
@@ -117,14 +122,7 @@ def test_a_silent_fast_follower_is_replaced_when_heartbeats_flush_the_batch(
     found uncommitted past half the delay (one miss), and from then on the other
     follower gets every append at once, without waiting for a heartbeat."""
     async def main(rig: Rig) -> None:
-        await rig.net.drivers[1].campaign()
-        leader = await rig.leader()
-        await _write(leader, 0)
-        mark = len(rig.net.sends)
-        index = await _write(leader, 1)
-        (fast,) = _first_to_get(rig.net.sends[mark:], index)
-        other = 5 - fast
-        rig.net.down.add(fast)
+        leader, other = await _cut_off_the_fast_follower(rig)
         for k in range(2, 5):  # each waits for a heartbeat until the miss
             await _write(leader, k)
         assert leader.stats.fast_set_misses == 1
