@@ -228,7 +228,7 @@ class NodeCollector:
                        "quorum and sent in a batch later (raft.quorum_first_ms).",
                        s.driver.stats.appends_held)
         yield _counter("kvraft_network_fast_quorum_misses",
-                       "Times a leader's fast quorum did not commit within "
+                       "Times a leader's fast quorum left entries uncommitted for half of "
                        "raft.quorum_first_ms, so the next entries went to every follower.",
                        s.driver.stats.fast_set_misses)
         yield _counter("kvraft_network_snapshots_received_failures",
