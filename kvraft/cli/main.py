@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["serve"]:
+        # before the subcommands import grpc, which reads its socket layer once
+        from kvraft.server.grpc_engine import prefer_polling
+
+        prefer_polling()
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)

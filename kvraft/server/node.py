@@ -30,7 +30,7 @@ from kvraft.kv.machine import KvStateMachine
 from kvraft.kv.validate import Limits as KvLimits
 from kvraft.runtime import Driver, DriverConfig
 from kvraft.runtime.base import DurableLog, LocalSnapshot, StateMachine
-from kvraft.server import recovery
+from kvraft.server import grpc_engine, recovery
 from kvraft.server.admin_service import AdminService
 from kvraft.server.config import NodeConfig
 from kvraft.server.frontend import KvFrontend
@@ -165,7 +165,7 @@ class Node:
         self._log.info(
             "node started", how=how, address=cfg.address, term=hard.term, applied=applied,
             voters=sorted(conf.voters), learners=sorted(conf.learners),
-            data_dir=str(cfg.data_dir),
+            data_dir=str(cfg.data_dir), grpc_io=grpc_engine.describe(),
         )
         announce_serving(cfg.node_id, cfg.address)
 

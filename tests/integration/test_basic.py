@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import grpc
 import pytest
 
 from kvraft._pb.kvraft.v1 import kv_pb2 as pb
+from kvraft.server.grpc_engine import describe, prefer_polling
 
 from .cluster import Cluster, get, put, status_code, trailing, wait_until
 
@@ -182,6 +185,10 @@ def test_sigterm_on_leader_hands_over_leadership_and_exits_cleanly(tmp_path: Pat
         assert proc.returncode == 0
         log_text = old.log_path.read_text()
         assert '"leadership transferred"' in log_text and '"node stopped"' in log_text
+        # kvraft serve chose gRPC's socket layer before grpc was imported (grpc_engine.py)
+        env = dict(os.environ)
+        prefer_polling(env, {})
+        assert f'"grpc_io": {json.dumps(describe(env))}' in log_text
         new = c.leader(among=[n for n in c.nodes if n != old.node_id])
         assert get(new, b"term/k").kvs[0].value == b"v"
     finally:
