@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kvraft.core.types import Entry, LogReader, SnapshotMeta
+from kvraft.core.types import Entry, LogReader, SnapshotMeta, extend_within
 from kvraft.errors import Compacted, Unavailable
 
 
@@ -119,16 +119,7 @@ class RaftLog:
             if max_bytes is not None:
                 size = sum(e.size() for e in out)
             lo = offset
-        tail = self.unstable[lo - offset : hi - offset]
-        if max_bytes is None:
-            out.extend(tail)
-            return out
-        for e in tail:
-            size += e.size()
-            if out and size > max_bytes:
-                break
-            out.append(e)
-        return out
+        return extend_within(out, self.unstable[lo - offset : hi - offset], size, max_bytes)
 
     def find_conflict_by_term(self, index: int, term: int) -> tuple[int, int]:
         """The largest index <= ``index`` whose term is <= ``term``, with that term; at

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -39,6 +40,23 @@ class Entry:
     def size(self) -> int:
         """Approximate encoded size in bytes, used for flow control by bytes."""
         return len(self.data) + 24
+
+
+def extend_within(
+    out: list[Entry], more: Iterable[Entry], size: int, max_bytes: int | None,
+) -> list[Entry]:
+    """``out`` (whose entries' sizes total ``size``) extended with ``more`` in order,
+    stopping before the total would exceed ``max_bytes`` (None: no limit); ``out`` gets
+    at least one entry if ``more`` has any. Returns ``out``."""
+    if max_bytes is None:
+        out.extend(more)
+        return out
+    for e in more:
+        size += e.size()
+        if out and size > max_bytes:
+            break
+        out.append(e)
+    return out
 
 
 # ============================================================================ persistent state

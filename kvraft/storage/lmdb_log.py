@@ -18,9 +18,14 @@ Hot path. term(), first_index(), last_index(), snapshot_meta() and initial_state
 touch the disk: they answer from an immutable in-memory view (bounds, hard state, and the
 log's terms as runs of (first index, term)), rebuilt by the single writer and swapped in
 with one assignment after each commit. Readers on other threads therefore see the state
-before or after a write, never a mix. entries() reads LMDB in a read transaction (MVCC:
-never blocks the writer); an entry that vanished under a concurrent compaction is reported
-as Compacted, a hole inside the log as Corrupted.
+before or after a write, never a mix. The view also keeps the log's tail: the last
+entries saved (up to ``tail_entries`` of them and ``TAIL_BYTES``), the very objects the
+core handed to save(). entries() answers from it when it covers the range -- the usual
+case: a follower applies, and a leader sends or applies, what it wrote a Ready or two ago
+-- and otherwise reads LMDB in a read transaction (MVCC: never blocks the writer); an
+entry that vanished under a concurrent compaction is reported as Compacted, a hole inside
+the log as Corrupted. Damage done to the file under an entry still in the tail is
+therefore found when the entry is read after it left the tail, or on the next open.
 
 Opening a store checks every record (checksums, contiguity, agreement of the log with the
 snapshot and hard state) and raises Corrupted naming the database and index on damage.
@@ -29,6 +34,7 @@ snapshot and hard state) and raises Corrupted naming the database and index on d
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import fcntl
 import os
 from collections.abc import Callable, Sequence
@@ -37,7 +43,7 @@ from pathlib import Path
 
 import lmdb
 
-from kvraft.core.types import ConfState, Entry, HardState, SnapshotMeta
+from kvraft.core.types import ConfState, Entry, HardState, SnapshotMeta, extend_within
 from kvraft.errors import Compacted, Corrupted, StorageError, Unavailable
 from kvraft.fsutil import fsync_dir
 from kvraft.storage import records as rec
@@ -46,6 +52,12 @@ from kvraft.storage.plan import LogBounds, check_compact, plan_save
 
 DEFAULT_MAP_SIZE = 64 << 30
 """Virtual size of the LMDB map; address space only, the file grows as data is written."""
+
+TAIL_ENTRIES = 1024
+"""Entries the view keeps in memory at most (the newest ones saved; 0: none)."""
+
+TAIL_BYTES = 8 << 20
+"""...and at most this many bytes of them (``Entry.size``): one large entry may exceed it."""
 
 MAX_DBS = 16
 """Named sub-databases the environment allows: 2 for the log store, the rest for others."""
@@ -69,6 +81,9 @@ class _View:
     conf: ConfState  # saved membership
     starts: tuple[int, ...]  # first index of each run of equal terms; starts[0] == snap.index + 1
     terms: tuple[int, ...]  # term of each run, non-decreasing; len(terms) == len(starts)
+    # the newest entries, contiguous and ending at `last` (or empty), all after snap.index
+    tail: tuple[Entry, ...] = ()
+    tail_bytes: int = 0  # sum of their sizes
 
     def term(self, index: int) -> int:
         if index > self.last:
@@ -107,6 +122,38 @@ def _runs_append(runs: _Runs, entries: Sequence[Entry]) -> None:
             terms.append(e.term)
 
 
+_Tail = tuple[tuple[Entry, ...], int]
+
+
+def _tail_between(tail: _Tail, first: int, last: int) -> _Tail:
+    """The part of ``tail`` with indexes in [first, last]."""
+    entries, nbytes = tail
+    if not entries:
+        return tail
+    lo = max(first - entries[0].index, 0)
+    hi = max(last - entries[0].index + 1, 0)
+    if lo == 0 and hi >= len(entries):
+        return tail
+    kept = entries[lo:hi]
+    return kept, sum(e.size() for e in kept)
+
+
+def _tail_extend(tail: _Tail, new: Sequence[Entry], max_entries: int) -> _Tail:
+    """``tail`` followed by ``new`` (contiguous with it), cut to the newest entries that
+    fit both limits."""
+    entries = tail[0] + tuple(new)
+    nbytes = tail[1] + sum(e.size() for e in new)
+    cut = max(len(entries) - max_entries, 0)
+    for e in entries[:cut]:
+        nbytes -= e.size()
+    while cut < len(entries) - 1 and nbytes > TAIL_BYTES:
+        nbytes -= entries[cut].size()
+        cut += 1
+    if cut >= len(entries) or nbytes > TAIL_BYTES:
+        return (), 0
+    return (entries[cut:], nbytes) if cut else (entries, nbytes)
+
+
 class LmdbLogStore:
     """A LogStore in an LMDB environment at ``path`` (a directory, created if missing).
 
@@ -115,8 +162,12 @@ class LmdbLogStore:
     StorageError if the environment cannot be opened.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, map_size: int = DEFAULT_MAP_SIZE) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, map_size: int = DEFAULT_MAP_SIZE,
+        tail_entries: int = TAIL_ENTRIES,
+    ) -> None:
         self._path = Path(path)  # the environment's directory
+        self._tail_entries = tail_entries  # newest entries kept in the view (0: none)
         self._closed = False  # True after close(); every call then raises StorageError
         self._lock_fd = _lock_dir(self._path)  # exclusive flock: one process per store
         try:
@@ -182,6 +233,9 @@ class LmdbLogStore:
         out: list[Entry] = []
         if lo == hi:
             return out
+        tail = v.tail
+        if tail and lo >= tail[0].index:  # hi <= last + 1, where the tail ends
+            return extend_within([], tail[lo - tail[0].index : hi - tail[0].index], 0, max_bytes)
         total = 0
         try:
             with self._env.begin(db=self._log, buffers=True) as txn:
@@ -228,15 +282,17 @@ class LmdbLogStore:
             return
         runs = list(v.starts), list(v.terms)
         snap, conf, last = v.snap, v.conf, v.last
+        tail: _Tail = (v.tail, v.tail_bytes)
         with self._write("save") as txn:
             if plan.snapshot is not None:
                 snap, conf = plan.snapshot, plan.snapshot.conf_state
                 if plan.keep_log:
                     self._delete_from(txn, v.snap.index + 1, upto=snap.index)
                     runs = _runs_after(runs[0], runs[1], snap.index + 1, last)
+                    tail = _tail_between(tail, snap.index + 1, last)
                 else:
                     txn.drop(self._log, delete=False)
-                    runs, last = ([], []), snap.index
+                    runs, last, tail = ([], []), snap.index, ((), 0)
                 self._put_meta(txn, _SNAP, rec.encode_snapshot_meta(snap))
                 self._put_meta(txn, _CONF, rec.encode_conf_state(conf))
             if plan.entries:
@@ -244,16 +300,18 @@ class LmdbLogStore:
                 if start <= last:
                     self._delete_from(txn, start)
                     runs = _runs_after(runs[0], runs[1], snap.index + 1, start - 1)
+                    tail = _tail_between(tail, snap.index + 1, start - 1)
                 txn.cursor(db=self._log).putmulti(rec.encode_entries(plan.entries), append=True)
                 _runs_append(runs, plan.entries)
                 last = plan.last_index
+                tail = _tail_extend(tail, plan.entries, self._tail_entries)
             hard = v.hard
             if plan.hard_state is not None:
                 hard = plan.hard_state
                 self._put_meta(txn, _HARD, rec.encode_hard_state(hard))
             if extra is not None:
                 extra(txn)
-        self._view = _View(snap, last, hard, conf, tuple(runs[0]), tuple(runs[1]))
+        self._view = _View(snap, last, hard, conf, tuple(runs[0]), tuple(runs[1]), *tail)
 
     def compact(self, meta: SnapshotMeta) -> None:
         v = self._current()
@@ -262,13 +320,14 @@ class LmdbLogStore:
             self._delete_from(txn, v.snap.index + 1, upto=meta.index)
             self._put_meta(txn, _SNAP, rec.encode_snapshot_meta(meta))
         starts, terms = _runs_after(v.starts, v.terms, meta.index + 1, v.last)
-        self._view = _View(meta, v.last, v.hard, v.conf, tuple(starts), tuple(terms))
+        tail = _tail_between((v.tail, v.tail_bytes), meta.index + 1, v.last)
+        self._view = _View(meta, v.last, v.hard, v.conf, tuple(starts), tuple(terms), *tail)
 
     def save_conf_state(self, cs: ConfState) -> None:
         v = self._current()
         with self._write("save_conf_state") as txn:
             self._put_meta(txn, _CONF, rec.encode_conf_state(cs))
-        self._view = _View(v.snap, v.last, v.hard, cs, v.starts, v.terms)
+        self._view = dataclasses.replace(v, conf=cs)
 
     def close(self) -> None:
         if not self._closed:

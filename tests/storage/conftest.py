@@ -41,7 +41,15 @@ def _lmdb_kit() -> Kit:
     return Kit("lmdb", lambda path: LmdbLogStore(path, map_size=1 << 30), durable=True)
 
 
-KITS: dict[str, Callable[[], Kit]] = {"memory": _memory_kit, "lmdb": _lmdb_kit}
+def _lmdb_short_tail_kit() -> Kit:
+    # a view that keeps only the 3 newest entries in memory: reads mix both paths
+    return Kit("lmdb-tail3", lambda path: LmdbLogStore(path, map_size=1 << 30, tail_entries=3),
+               durable=True)
+
+
+KITS: dict[str, Callable[[], Kit]] = {
+    "memory": _memory_kit, "lmdb": _lmdb_kit, "lmdb-tail3": _lmdb_short_tail_kit,
+}
 
 
 @pytest.fixture(params=sorted(KITS))

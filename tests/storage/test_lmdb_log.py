@@ -14,7 +14,7 @@ import pytest
 from kvraft.core.types import ConfState, Entry, HardState, SnapshotMeta
 from kvraft.errors import Compacted, Corrupted, StorageError
 from kvraft.storage import records as rec
-from kvraft.storage.lmdb_log import DB_LOG, DB_META, LmdbLogStore
+from kvraft.storage.lmdb_log import DB_LOG, DB_META, TAIL_BYTES, LmdbLogStore
 
 
 def marked(index: int, term: int = 1) -> Entry:
@@ -134,7 +134,7 @@ def test_flipped_entry_term_is_caught_on_open(path: Path) -> None:
 
 
 def test_damage_after_open_is_caught_on_read(path: Path) -> None:
-    s = open_store(path)
+    s = LmdbLogStore(path, map_size=1 << 28, tail_entries=0)  # every read goes to the file
     try:
         s.save(entries=[marked(i) for i in range(1, 31)])
         flip_in_file(path, b"<MARK-000012-000001>", 0)
@@ -207,3 +207,57 @@ def test_a_store_in_use_cannot_be_opened_twice(path: Path) -> None:
     finally:
         s.close()
     open_store(path).close()  # free again once closed
+
+
+def test_the_newest_entries_are_served_from_memory_and_older_ones_from_the_file(
+    path: Path,
+) -> None:
+    s = LmdbLogStore(path, map_size=1 << 28, tail_entries=4)
+    try:
+        saved = [marked(i) for i in range(1, 11)]
+        s.save(entries=saved[:6])
+        s.save(entries=saved[6:])
+        got = s.entries(7, 11)
+        assert got == saved[6:] and all(a is b for a, b in zip(got, saved[6:], strict=True))
+        older = s.entries(1, 11)  # reaches before the tail: all of it read from the file
+        assert older == saved and not any(a is b for a, b in zip(older, saved, strict=True))
+        assert s.entries(8, 11, max_bytes=1) == saved[7:8]  # at least one, then the limit
+        assert s.entries(8, 11, max_bytes=2 * saved[7].size()) == saved[7:9]
+    finally:
+        s.close()
+
+
+def test_an_overwrite_compaction_or_snapshot_changes_what_the_tail_serves(path: Path) -> None:
+    s = open_store(path)
+    try:
+        s.save(entries=[marked(i) for i in range(1, 11)])
+        s.save(entries=[marked(8, term=2), marked(9, term=2)])  # a new leader's suffix
+        want = [marked(i) for i in range(1, 8)] + [marked(8, 2), marked(9, 2)]
+        assert s.last_index() == 9 and s.entries(5, 10) == want[4:]
+        s.compact(SnapshotMeta(6, 1))
+        with pytest.raises(Compacted):
+            s.entries(6, 10)
+        assert s.entries(7, 10) == want[6:]
+        s.save(snapshot=SnapshotMeta(20, 3, ConfState(voters=frozenset({1}))))  # log replaced
+        assert (s.first_index(), s.last_index()) == (21, 20)
+        s.save(entries=[marked(21, 3)])
+        assert s.entries(21, 22) == [marked(21, 3)]
+    finally:
+        s.close()
+    s = open_store(path)  # and the file agrees
+    try:
+        assert s.entries(21, 22) == [marked(21, 3)]
+    finally:
+        s.close()
+
+
+def test_an_entry_larger_than_the_tail_is_read_from_the_file(path: Path) -> None:
+    s = open_store(path)
+    try:
+        big = Entry(1, 2, data=b"x" * (TAIL_BYTES + 1))
+        s.save(entries=[marked(1), big, marked(3)])
+        got = s.entries(1, 4)
+        assert got == [marked(1), big, marked(3)] and got[1] is not big
+        assert s.entries(3, 4)[0] == marked(3)
+    finally:
+        s.close()
