@@ -128,17 +128,33 @@ def _decode_session(lkey: bytes, raw: bytes) -> Session:
     return Session(_U64.unpack(lkey)[0], seq, seen, bytes(p[_SESSION_HEAD.size :]))
 
 
+# The membership in the position record changes rarely while the rest of it changes with
+# every apply: its last encoding and decoding are kept (one tuple each, replaced whole, so
+# the I/O thread and the event loop may share them).
+_conf_encoded: tuple[ConfState, bytes] = (ConfState(), b"")
+_conf_decoded: tuple[bytes, ConfState] = (b"", ConfState())
+
+
 def _encode_position(pos: StatePosition) -> bytes:
+    global _conf_encoded
     head = _POSITION_HEAD.pack(pos.index, pos.term, pos.revision, pos.log_time_ms)
-    conf = json.dumps(pos.conf_state.to_dict(), separators=(",", ":")).encode()
+    last_conf, conf = _conf_encoded
+    if pos.conf_state != last_conf or not conf:
+        conf = json.dumps(pos.conf_state.to_dict(), separators=(",", ":")).encode()
+        _conf_encoded = (pos.conf_state, conf)
     return _seal(_POSITION_KEY, head + conf)
 
 
 def _decode_position(raw: bytes) -> StatePosition:
+    global _conf_decoded
     p = _open(DB_META, _POSITION_KEY, raw)
     try:
         index, term, revision, log_time = _POSITION_HEAD.unpack_from(p)
-        conf = ConfState.from_dict(json.loads(bytes(p[_POSITION_HEAD.size :])))
+        body = bytes(p[_POSITION_HEAD.size :])
+        last_body, conf = _conf_decoded
+        if body != last_body:
+            conf = ConfState.from_dict(json.loads(body))
+            _conf_decoded = (body, conf)
     except (struct.error, ValueError, TypeError, AttributeError) as exc:
         raise Corrupted(f"{_where(DB_META, _POSITION_KEY)} is malformed: {exc}") from exc
     return StatePosition(index, term, revision, log_time, conf)

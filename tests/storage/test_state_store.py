@@ -68,6 +68,23 @@ def test_write_commits_everything_together_and_survives_reopen(tmp_path: Path) -
         assert r.session(11) == Session(11, 4, 1000, b"result")
 
 
+def test_positions_read_back_with_their_own_membership_as_it_changes(
+    store: LmdbStateStore, tmp_path: Path,
+) -> None:
+    """The membership part of the position record is encoded and decoded once per change
+    (state.py keeps the last of each): every write still reads back exactly."""
+    a = ConfState(voters=frozenset({1, 2, 3}))
+    b = ConfState(voters=frozenset({1, 2, 3}), learners=frozenset({4}))
+    other = LmdbStateStore(open_env(tmp_path / "other"))  # shares the module's memo
+    for i, conf in enumerate([a, a, b, b, a, ConfState(), b], start=1):
+        with store.write() as w:
+            w.set_position(StatePosition(i, 1, i, 10 * i, conf))
+        with other.write() as w:
+            w.set_position(StatePosition(i, 2, 0, 0, a if conf != a else b))
+        assert store.position() == StatePosition(i, 1, i, 10 * i, conf)
+        assert other.position().conf_state == (a if conf != a else b)
+
+
 def test_a_write_block_that_raises_changes_nothing(store: LmdbStateStore) -> None:
     with store.write() as w:
         w.put(kv(b"a", b"old"))
