@@ -128,36 +128,43 @@ def _decode_session(lkey: bytes, raw: bytes) -> Session:
     return Session(_U64.unpack(lkey)[0], seq, seen, bytes(p[_SESSION_HEAD.size :]))
 
 
-# The membership in the position record changes rarely while the rest of it changes with
-# every apply: its last encoding and decoding are kept (one tuple each, replaced whole, so
-# the I/O thread and the event loop may share them).
-_conf_encoded: tuple[ConfState, bytes] = (ConfState(), b"")
-_conf_decoded: tuple[bytes, ConfState] = (b"", ConfState())
+class _PositionCodec:
+    """Encodes and decodes the position record, remembering the last of each: a record is
+    read many times per write (one decode), and its membership part -- JSON -- changes
+    rarely while the rest changes with every apply (one JSON encoding or decoding per
+    membership). Each memo is one tuple replaced whole, so the I/O thread and the event
+    loop may share them."""
 
+    def __init__(self) -> None:
+        self._read: tuple[bytes, StatePosition] = (b"", StatePosition())  # record, decoded
+        self._conf_in: tuple[bytes, ConfState] = (b"", ConfState())  # JSON, decoded
+        self._conf_out: tuple[ConfState, bytes] = (ConfState(), b"")  # membership, JSON
 
-def _encode_position(pos: StatePosition) -> bytes:
-    global _conf_encoded
-    head = _POSITION_HEAD.pack(pos.index, pos.term, pos.revision, pos.log_time_ms)
-    last_conf, conf = _conf_encoded
-    if pos.conf_state != last_conf or not conf:
-        conf = json.dumps(pos.conf_state.to_dict(), separators=(",", ":")).encode()
-        _conf_encoded = (pos.conf_state, conf)
-    return _seal(_POSITION_KEY, head + conf)
+    def encode(self, pos: StatePosition) -> bytes:
+        head = _POSITION_HEAD.pack(pos.index, pos.term, pos.revision, pos.log_time_ms)
+        last_conf, conf = self._conf_out
+        if pos.conf_state != last_conf or not conf:
+            conf = json.dumps(pos.conf_state.to_dict(), separators=(",", ":")).encode()
+            self._conf_out = (pos.conf_state, conf)
+        return _seal(_POSITION_KEY, head + conf)
 
-
-def _decode_position(raw: bytes) -> StatePosition:
-    global _conf_decoded
-    p = _open(DB_META, _POSITION_KEY, raw)
-    try:
-        index, term, revision, log_time = _POSITION_HEAD.unpack_from(p)
-        body = bytes(p[_POSITION_HEAD.size :])
-        last_body, conf = _conf_decoded
-        if body != last_body:
-            conf = ConfState.from_dict(json.loads(body))
-            _conf_decoded = (body, conf)
-    except (struct.error, ValueError, TypeError, AttributeError) as exc:
-        raise Corrupted(f"{_where(DB_META, _POSITION_KEY)} is malformed: {exc}") from exc
-    return StatePosition(index, term, revision, log_time, conf)
+    def decode(self, raw: bytes) -> StatePosition:
+        last_raw, last = self._read
+        if last_raw == raw:
+            return last
+        p = _open(DB_META, _POSITION_KEY, raw)
+        try:
+            index, term, revision, log_time = _POSITION_HEAD.unpack_from(p)
+            body = bytes(p[_POSITION_HEAD.size :])
+            last_body, conf = self._conf_in
+            if body != last_body:
+                conf = ConfState.from_dict(json.loads(body))
+                self._conf_in = (body, conf)
+        except (struct.error, ValueError, TypeError, AttributeError) as exc:
+            raise Corrupted(f"{_where(DB_META, _POSITION_KEY)} is malformed: {exc}") from exc
+        pos = StatePosition(index, term, revision, log_time, conf)
+        self._read = (bytes(raw), pos)
+        return pos
 
 
 def _encode_members(members: Mapping[int, str]) -> bytes:
@@ -184,8 +191,7 @@ class _Dbs:
         self.sessions = env.open_db(DB_SESSIONS)
         self.ttl = env.open_db(DB_SESSION_TTL)
         self.meta = env.open_db(DB_META)
-        # (raw record, decoded) of the position last decoded: reads decode it once per write
-        self.position_cache: tuple[bytes, StatePosition] = (b"", StatePosition())
+        self.positions = _PositionCodec()  # the position record's codec and its memos
 
 
 class _Reader:
@@ -199,12 +205,7 @@ class _Reader:
         raw = self._txn.get(_POSITION_KEY, db=self._dbs.meta)
         if raw is None:
             return StatePosition()
-        cached = self._dbs.position_cache  # one read of the attribute: atomic across threads
-        if cached[0] == raw:
-            return cached[1]
-        pos = _decode_position(raw)
-        self._dbs.position_cache = (bytes(raw), pos)
-        return pos
+        return self._dbs.positions.decode(raw)
 
     def get(self, key: bytes) -> KeyValue | None:
         lkey = _kv_lkey(key)
@@ -285,7 +286,7 @@ class _Writer(_Reader):
         return True
 
     def set_position(self, position: StatePosition) -> None:
-        self._txn.put(_POSITION_KEY, _encode_position(position), db=self._dbs.meta)
+        self._txn.put(_POSITION_KEY, self._dbs.positions.encode(position), db=self._dbs.meta)
 
     def set_members(self, members: Mapping[int, str]) -> None:
         self._txn.put(_MEMBERS_KEY, _encode_members(members), db=self._dbs.meta)

@@ -72,10 +72,11 @@ def test_positions_read_back_with_their_own_membership_as_it_changes(
     store: LmdbStateStore, tmp_path: Path,
 ) -> None:
     """The membership part of the position record is encoded and decoded once per change
-    (state.py keeps the last of each): every write still reads back exactly."""
+    (state.py's _PositionCodec keeps the last of each): every write still reads back
+    exactly, in a store and in another one written in turn."""
     a = ConfState(voters=frozenset({1, 2, 3}))
     b = ConfState(voters=frozenset({1, 2, 3}), learners=frozenset({4}))
-    other = LmdbStateStore(open_env(tmp_path / "other"))  # shares the module's memo
+    other = LmdbStateStore(open_env(tmp_path / "other"))
     for i, conf in enumerate([a, a, b, b, a, ConfState(), b], start=1):
         with store.write() as w:
             w.set_position(StatePosition(i, 1, i, 10 * i, conf))
